@@ -1,0 +1,4 @@
+"""Device support: the DTYP registry and the built-in Soft Channel supports."""
+from .registry import DeviceSupport, DevSupError, choices, lookup, register  # noqa: F401
+from . import soft  # noqa: F401,E402  (registers "Soft Channel" first, as EPICS's dbd does)
+from . import ioc_exit  # noqa: F401,E402

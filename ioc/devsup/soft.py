@@ -1,0 +1,105 @@
+"""Soft Channel and Raw Soft Channel device support (devXxSoft.c / devXxSoftRaw.c).
+
+Input records read their INP link into VAL (Raw: into RVAL, then the record converts); a constant
+INP sets the value once at iocInit and clears UDF. Output records write VAL (ao/calcout: OVAL;
+Raw: RVAL) to their OUT link. With ``TSE = -2`` an input record takes the time stamp of the
+record its DB link reads, as EPICS's soft supports do.
+"""
+from __future__ import annotations
+
+import math
+
+from ..records.constants import CONVERT, NO_CONVERT, TSE_DEVICE_TIME
+from ..records.links import ConstantLink, DbLink, LinkError, as_float
+from .registry import DeviceSupport, DevSupError, register
+
+_INPUTS = ("ai", "bi", "mbbi", "longin", "stringin", "waveform")
+_OUTPUTS = ("ao", "bo", "mbbo", "longout", "stringout", "calcout")
+_VALUE_FIELD_OUT = {"ao": "OVAL", "calcout": "OVAL"}
+
+
+class SoftInput(DeviceSupport):
+    raw = False
+
+    def _target_field(self) -> str:
+        return "RVAL" if self.raw else "VAL"
+
+    def init_record(self) -> None:
+        rec = self.record
+        link = rec.links.get(rec.io_link)
+        if isinstance(link, ConstantLink):
+            try:
+                v = link.load_value()
+            except LinkError as exc:
+                raise DevSupError(str(exc)) from None
+            if v is not None:
+                self._store(v)
+
+    def _store(self, v) -> None:
+        rec = self.record
+        f = rec.f
+        fld = self._target_field()
+        if rec.rtype == "waveform":
+            rec.store(rec.coerce_field("VAL", v if isinstance(v, (list, str)) else [v]))
+            f["UDF"] = 0
+            return
+        if isinstance(v, list):
+            v = v[0] if v else 0
+        if rec.rtype == "ai" and not self.raw:
+            x = as_float(v)
+            if x is None:
+                return
+            if f["ASLO"] != 0.0:
+                x *= f["ASLO"]
+            x += f["AOFF"]
+            rec.smooth(x)
+            return
+        try:
+            f[fld] = rec.coerce_field(fld, v)
+        except ValueError:
+            return
+        if fld == "VAL":
+            f["UDF"] = 0
+
+    def read(self) -> int:
+        rec = self.record
+        link = rec.links.get(rec.io_link)
+        if link is not None and not link.is_constant:
+            v = link.get_value(rec, as_string=rec.rtype == "stringin")
+            if v is not None:
+                self._store(v)
+                if (isinstance(link, DbLink) and rec.f["TSE"] == TSE_DEVICE_TIME
+                        and "TSEL" not in rec.links):
+                    rec.time = link.target.time
+        return CONVERT if self.raw else NO_CONVERT
+
+
+class RawSoftInput(SoftInput):
+    raw = True
+
+
+class SoftOutput(DeviceSupport):
+    raw = False
+
+    def write(self) -> None:
+        rec = self.record
+        link = rec.links.get(rec.io_link)
+        if link is None or link.is_constant:
+            return
+        fld = "RVAL" if self.raw else _VALUE_FIELD_OUT.get(rec.rtype, "VAL")
+        v = rec.f[fld]
+        if isinstance(v, float) and math.isnan(v) and fld == "RVAL":
+            return
+        link.put_value(rec, v)
+
+
+class RawSoftOutput(SoftOutput):
+    raw = True
+
+
+register(_INPUTS, "Soft Channel", SoftInput)
+register(_OUTPUTS, "Soft Channel", SoftOutput)
+register(("ai", "bi", "mbbi"), "Raw Soft Channel", RawSoftInput)
+register(("ao", "bo", "mbbo"), "Raw Soft Channel", RawSoftOutput)
+# calc has no device support, but EPICS still gives it a (hidden) DTYP menu with no choices.
+register(("calc",), "Soft Channel", DeviceSupport)

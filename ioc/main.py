@@ -1,0 +1,118 @@
+"""``psu-timing-ioc`` / ``python -m ioc``: start the IOC like EPICS base's softIoc.
+
+    psu-timing-ioc [-S] [-m MACROS] [-d FILE.db]... [-a FILE.acf] [-x PREFIX] [st.cmd]
+
+Options are applied in order, as softIoc does: ``-m`` sets the macros for the ``-d`` files after
+it. With a st.cmd, the script must call ``iocInit``; without one, iocInit runs after the ``-d``
+files. With neither a st.cmd nor ``-d``, the embedded default ``iocBoot/iocsim/st.cmd`` runs.
+``-S`` serves without an interactive shell (for procServ/systemd) until SIGTERM/SIGINT or a write
+to the ``-x`` exit PV. Exit status: 0 after a clean stop, 1 when start-up failed (nothing served).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from . import devsup  # noqa: F401  (registers the built-in device support)
+from .app import Ioc, IocStartError
+from .database.db import IocInitError
+from .database.errors import DbLoadError
+from .shell import core  # noqa: F401  (registers the core commands)
+from .shell.interp import Shell
+from .shell.registry import ShellError
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(PACKAGE_DIR)
+DEFAULT_STCMD = os.path.join("iocBoot", "iocsim", "st.cmd")
+
+
+class _Ordered(argparse.Action):
+    """Keep -m/-d/-x in command-line order (softIoc applies them sequentially)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.ops.append((self.dest, values))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="psu-timing-ioc", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(ops=[])
+    p.add_argument("-S", dest="no_shell", action="store_true", help="no interactive shell")
+    p.add_argument("-m", dest="m", action=_Ordered, metavar="MACROS",
+                   help='macros for the following -d files, "A=1,B=2"')
+    p.add_argument("-d", dest="d", action=_Ordered, metavar="FILE.db", help="load a database")
+    p.add_argument("-a", dest="acf", metavar="FILE.acf", help="access security file")
+    p.add_argument("-x", dest="x", action=_Ordered, metavar="PREFIX",
+                   help="load the exit PV PREFIX:exit")
+    p.add_argument("stcmd", nargs="?", metavar="st.cmd", help="startup script")
+    return p
+
+
+def _install_signals() -> None:
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _configure_logging() -> None:
+    level = os.environ.get("IOC_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("caproto", "caproto.ctx", "caproto.circ", "caproto.bcast"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    os.environ.setdefault("TOP", TOP)
+    ioc = Ioc()
+    shell = Shell(ioc)
+    _install_signals()
+    try:
+        try:
+            macros = ""
+            for op, value in args.ops:
+                if op == "m":
+                    macros = value
+                elif op == "d":
+                    ioc.db.load_records(value, macros)
+                elif op == "x":
+                    ioc.db.load_records(os.path.join(PACKAGE_DIR, "exit.db"), {"IOC": value})
+            if args.acf:
+                print(f"warning: access security ({args.acf}) is not implemented yet",
+                      file=sys.stderr)
+            stcmd = args.stcmd
+            if stcmd is None and not any(op == "d" for op, _ in args.ops):
+                stcmd = os.path.join(TOP, DEFAULT_STCMD)
+                print(f"psu-timing-ioc: no st.cmd given, running {stcmd}", flush=True)
+            if stcmd is not None:
+                shell.run_file(stcmd, strict=True)
+                if not ioc.initialized:
+                    print(f"warning: {stcmd} did not call iocInit; nothing is served",
+                          file=sys.stderr)
+            else:
+                ioc.ioc_init()
+        except (ShellError, DbLoadError, IocInitError, IocStartError) as exc:
+            print(f"psu-timing-ioc: {exc}", file=sys.stderr, flush=True)
+            return 1
+        if args.no_shell:
+            while not ioc.exit_requested.wait(3600):
+                pass
+        else:
+            shell.interact()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ioc.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

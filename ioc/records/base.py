@@ -1,0 +1,504 @@
+"""Record support core: the dbCommon part every record shares, processed as EPICS base does.
+
+A record holds its fields in ``self.f`` (field name -> Python value) with the types of EPICS's own
+dbd (``base.dbd``). Processing mirrors ``dbProcess`` / ``recGbl*``:
+
+* ``db_process()`` handles SDIS/DISA/DISV, PACT (with LCNT and the SCAN alarm), then calls the
+  record type's ``process()``;
+* ``process()`` (per record type) reads/writes through device support, sets alarms with
+  ``set_sevr()``, posts monitors with ``reset_alarms()`` + deadbands, and ends with ``fwd_link()``
+  (FLNK, RPRO, put-callback completion);
+* alarms are per record (NSTA/NSEV collected during processing, STAT/SEVR published at the end);
+* every value posted carries the record's TIME, taken from the pluggable time source according
+  to TSE (see ``get_timestamp``).
+
+Threading contract: all processing runs on the IOC's event-loop thread. Other threads (serial
+ports, timing) hand work over with ``Database.call_soon_threadsafe`` or an ``IoScanList``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from ..database.dbd import FieldSpec, RecordTypeSpec
+from .constants import (DBE_ALARM, DBE_LOG, DBE_PROPERTY, DBE_VALUE, MAX_LOCK,
+                        SCAN_PASSIVE, TSE_DEVICE_TIME, Sevr, Stat)
+from .fields import (ENUM_TYPES, FLOAT_TYPES, LINK_TYPES, FieldValueError, coerce,
+                     default_value)
+
+if TYPE_CHECKING:
+    from ..database.db import Database
+    from .links import Link
+
+log = logging.getLogger(__name__)
+
+# The fields a client may never write (besides DBF_NOACCESS and special(SPC_NOMOD)).
+_READONLY_SPECIALS = {"SPC_NOMOD"}
+
+
+class PutError(Exception):
+    """A put EPICS would refuse. ``str()`` is the message the CA client receives."""
+
+
+class PutNotify:
+    """Completion of a put-with-callback (``caput -c``): done when every record that the put
+    processed, including records that went asynchronous (PACT) along the way, has finished."""
+
+    def __init__(self, loop):
+        self.pending: set[Record] = set()
+        self.future = loop.create_future()
+
+    def add(self, rec: "Record") -> None:
+        self.pending.add(rec)
+        rec.notify = self
+
+    def done(self, rec: "Record") -> None:
+        self.pending.discard(rec)
+        self.check()
+
+    def check(self) -> None:
+        if not self.pending and not self.future.done():
+            self.future.set_result(True)
+
+
+class _NotifyScope:
+    """The put-notify that processing started now belongs to (single-threaded: a plain global)."""
+    current: PutNotify | None = None
+
+
+def check_deadband(last: float, val: float, deadband: float) -> bool:
+    """recGblCheckDeadband: True when ``val`` differs from ``last`` by more than ``deadband``.
+
+    NaN and infinities count as changes unless both values are the same NaN/inf, as in EPICS 7.
+    """
+    if math.isfinite(val) and math.isfinite(last):
+        delta = abs(last - val)
+    elif (math.isnan(val) and math.isnan(last)) or (math.isinf(val) and val == last):
+        delta = 0.0
+    else:
+        delta = math.inf
+    return not (delta <= deadband)
+
+
+class Record:
+    """Base class of all record types. Subclasses set ``rtype`` and implement ``process()``."""
+
+    rtype: ClassVar[str] = ""
+    spec: ClassVar[RecordTypeSpec]
+    menus: ClassVar[dict[str, list[tuple[str, str]]]]
+    #: Field read/written by device support through a link ("INP" or "OUT"); "" if none.
+    io_link: ClassVar[str] = "INP"
+    #: Fields shown with the record's EGU/PREC and HOPR/LOPR (rset get_units/get_graphic_double).
+    value_like: ClassVar[frozenset[str]] = frozenset({"VAL"})
+
+    def __init__(self, name: str, db: "Database"):
+        self.name = name
+        self.db = db
+        self.f: dict[str, Any] = {}
+        for fname, fs in self.spec.fields.items():
+            if fs.dbf == "DBF_NOACCESS":
+                continue
+            self.f[fname] = default_value(fs)
+            if fs.initial is not None:
+                if fs.dbf == "DBF_MENU" and fs.initial.isdigit():
+                    # dbd initial values may be out-of-menu markers (SSCN 65535 = "unset").
+                    self.f[fname] = int(fs.initial)
+                else:
+                    self.f[fname] = coerce(fs, fs.initial, self.choices(fname))
+        self.f["NAME"] = name
+        self.links: dict[str, "Link"] = {}
+        self.dset = None                      # device support instance (ioc.devsup)
+        self.channels: dict[str, Any] = {}    # field -> CA channel (created on first connect)
+        self.listeners: dict[str, list[Callable[[int], None]]] = {}
+        self.time: tuple[int, int] = (0, 0)   # EPICS epoch seconds, nanoseconds
+        self.notify: PutNotify | None = None
+        self.infos: dict[str, str] = {}
+        self.aliases: list[str] = []
+        self.scan_key = None                  # where the scanner has this record listed
+        self._tse_failed = False
+        self.origin = ("", 0)                 # file, line of the record() statement
+
+    # ------------------------------------------------------------------ fields
+    @classmethod
+    def field_spec(cls, fname: str) -> FieldSpec:
+        try:
+            fs = cls.spec.fields[fname]
+        except KeyError:
+            raise KeyError(f"record type {cls.rtype} has no field {fname}") from None
+        return fs
+
+    @classmethod
+    def has_field(cls, fname: str) -> bool:
+        fs = cls.spec.fields.get(fname)
+        return fs is not None and (fs.dbf != "DBF_NOACCESS" or fname in cls.extra_fields())
+
+    @classmethod
+    def extra_fields(cls) -> frozenset[str]:
+        """DBF_NOACCESS fields that this record type still serves (e.g. waveform VAL)."""
+        return frozenset()
+
+    def choices(self, fname: str) -> list[str] | None:
+        """Strings of an enumerated field: menu choices, device types, or the record's states."""
+        fs = self.spec.fields[fname]
+        if fs.dbf == "DBF_MENU":
+            return [s for _, s in self.menus[fs.menu]]
+        if fs.dbf == "DBF_DEVICE":
+            from ..devsup import registry
+            return registry.choices(self.rtype)
+        if fs.dbf == "DBF_ENUM":
+            return self.enum_strings()
+        return None
+
+    def enum_string(self, fname: str, index: int) -> str:
+        """DBR_STRING of an enumerated field's value (rset get_enum_str for VAL)."""
+        strs = self.choices(fname) or []
+        return strs[index] if 0 <= index < len(strs) else str(index)
+
+    def enum_strings(self) -> list[str]:
+        """rset get_enum_strs for a DBF_ENUM VAL (bi/bo/mbbi/mbbo override)."""
+        return []
+
+    def field_type(self, fname: str) -> str:
+        """The DBF type a field is served with (waveform VAL overrides by FTVL)."""
+        return self.spec.fields[fname].dbf
+
+    def get(self, fname: str):
+        return self.f[fname]
+
+    def set_from_text(self, fname: str, text: str) -> None:
+        """Set a field from a .db ``field()`` value (load time; no processing, no posts)."""
+        fs = self.field_spec(fname)
+        if fs.dbf == "DBF_NOACCESS" and fname not in self.extra_fields():
+            raise FieldValueError(f"field {fname} is not accessible")
+        self.f[fname] = self.coerce_field(fname, text, strict=True)
+
+    def coerce_field(self, fname: str, value, strict: bool = False):
+        fs = self.spec.fields[fname]
+        return coerce(fs, value, self.choices(fname), strict_string=strict)
+
+    def is_writable(self, fname: str) -> bool:
+        fs = self.spec.fields.get(fname)
+        if fs is None:
+            return False
+        if fs.dbf == "DBF_NOACCESS":
+            return fname in self.extra_fields()
+        return fs.special not in _READONLY_SPECIALS
+
+    # ------------------------------------------------------------- monitors
+    def post(self, fname: str, mask: int) -> None:
+        """db_post_events: tell CA subscribers and in-IOC listeners (CP links) about a field."""
+        ch = self.channels.get(fname)
+        if ch is not None:
+            ch.post(mask)
+        ls = self.listeners.get(fname)
+        if ls:
+            for cb in list(ls):
+                cb(mask)
+
+    def has_watchers(self, fname: str) -> bool:
+        return fname in self.channels or fname in self.listeners
+
+    # --------------------------------------------------------------- alarms
+    def set_sevr(self, stat: int, sevr: int, msg: str = "") -> bool:
+        """recGblSetSevr: raise the pending alarm if ``sevr`` is worse. True if it was raised."""
+        f = self.f
+        if f["NSEV"] < sevr:
+            f["NSTA"] = stat
+            f["NSEV"] = sevr
+            if "NAMSG" in f:
+                f["NAMSG"] = msg[:39]
+            return True
+        return False
+
+    def reset_alarms(self) -> int:
+        """recGblResetAlarms: publish NSTA/NSEV as STAT/SEVR; returns DBE_ALARM if they changed."""
+        f = self.f
+        prev_stat, prev_sevr = f["STAT"], f["SEVR"]
+        prev_amsg = f.get("AMSG", "")
+        new_stat, new_sevr = f["NSTA"], f["NSEV"]
+        f["STAT"], f["SEVR"] = new_stat, new_sevr
+        f["NSTA"] = f["NSEV"] = 0
+        if "NAMSG" in f:
+            f["AMSG"] = f["NAMSG"]
+            f["NAMSG"] = ""
+        stat_mask = 0
+        val_mask = 0
+        if prev_sevr != new_sevr:
+            stat_mask = DBE_ALARM
+            self.post("SEVR", DBE_VALUE)
+        if prev_stat != new_stat:
+            stat_mask |= DBE_VALUE
+        if prev_amsg != f.get("AMSG", ""):
+            stat_mask |= DBE_VALUE
+            self.post("AMSG", DBE_VALUE)
+        if stat_mask:
+            self.post("STAT", stat_mask)
+            val_mask = DBE_ALARM
+            if not f["ACKT"] or new_sevr >= f["ACKS"]:
+                f["ACKS"] = new_sevr
+                self.post("ACKS", DBE_VALUE)
+        return val_mask
+
+    def check_udf(self) -> bool:
+        """The UDF alarm (severity UDFS) if the value was never defined; True if raised."""
+        if self.f["UDF"]:
+            self.set_sevr(Stat.UDF, self.f["UDFS"])
+            return True
+        return False
+
+    def check_analog_alarms(self, val: float, *, lalm_field: str = "LALM") -> None:
+        """HIHI/HIGH/LOW/LOLO with HYST, as ai/ao/calc/longin checkAlarms (AFTC filtering omitted).
+
+        A limit whose severity field is NO_ALARM is ignored, so an unset limit never alarms.
+        """
+        f = self.f
+        if self.check_udf():
+            return
+        hyst = f.get("HYST", 0)
+        lalm = f[lalm_field]
+        hihi, high, low, lolo = f["HIHI"], f["HIGH"], f["LOW"], f["LOLO"]
+        hhsv, hsv, lsv, llsv = f["HHSV"], f["HSV"], f["LSV"], f["LLSV"]
+        if hhsv and (val >= hihi or (lalm == hihi and val >= hihi - hyst)):
+            if self.set_sevr(Stat.HIHI, hhsv):
+                f[lalm_field] = hihi
+            return
+        if llsv and (val <= lolo or (lalm == lolo and val <= lolo + hyst)):
+            if self.set_sevr(Stat.LOLO, llsv):
+                f[lalm_field] = lolo
+            return
+        if hsv and (val >= high or (lalm == high and val >= high - hyst)):
+            if self.set_sevr(Stat.HIGH, hsv):
+                f[lalm_field] = high
+            return
+        if lsv and (val <= low or (lalm == low and val <= low + hyst)):
+            if self.set_sevr(Stat.LOW, lsv):
+                f[lalm_field] = low
+            return
+        f[lalm_field] = val
+
+    def monitor_value(self, val_field: str = "VAL", *, deadbands: bool = True) -> None:
+        """monitor(): alarms + MDEL/ADEL deadbands on a numeric VAL, then post it."""
+        f = self.f
+        mask = self.reset_alarms()
+        val = f[val_field]
+        if deadbands and "MDEL" in f:
+            if check_deadband(f["MLST"], val, f["MDEL"]):
+                mask |= DBE_VALUE
+                f["MLST"] = val
+            if check_deadband(f["ALST"], val, f["ADEL"]):
+                mask |= DBE_LOG
+                f["ALST"] = val
+        elif "MLST" in f:
+            if f["MLST"] != val:
+                mask |= DBE_VALUE | DBE_LOG
+                f["MLST"] = val
+        else:
+            mask |= DBE_VALUE | DBE_LOG
+        if mask:
+            self.post(val_field, mask)
+
+    # ------------------------------------------------------------ timestamp
+    def get_timestamp(self) -> None:
+        """recGblGetTimeStamp: TIME from TSEL, or from the time source by TSE.
+
+        TSE 0: current time; -1: best event time; > 0: that event's time; -2: device support
+        already set ``self.time``. A failed event lookup keeps the old TIME and logs once.
+        """
+        tsel = self.links.get("TSEL")
+        if tsel is not None and not tsel.is_constant:
+            target = tsel.time_source_record()
+            if target is not None:
+                self.time = target.time
+                return
+            tse = tsel.get_value(self)
+            if tse is not None:
+                self.f["TSE"] = int(tse)
+        tse = self.f["TSE"]
+        if tse == TSE_DEVICE_TIME:
+            return
+        stamp = self.db.time_source.get_event(tse)
+        if stamp is None:
+            if not self._tse_failed:
+                log.warning("%s: time for event %d not available; keeping the last TIME",
+                            self.name, tse)
+                self._tse_failed = True
+            return
+        self._tse_failed = False
+        self.time = stamp
+
+    # ----------------------------------------------------------- processing
+    def init_record(self, pass_: int) -> None:
+        """rset init_record; pass 0 before links are usable, pass 1 after."""
+
+    def process(self) -> None:
+        raise NotImplementedError
+
+    def db_process(self) -> None:
+        """dbProcess: disable check, busy check, then the record type's process()."""
+        f = self.f
+        sdis = self.links.get("SDIS")
+        if sdis is not None and not sdis.is_constant:
+            v = sdis.get_value(self)
+            if v is not None:
+                f["DISA"] = int(v)
+        if f["DISA"] == f["DISV"]:
+            if f["STAT"] != Stat.DISABLE:
+                f["NSTA"], f["NSEV"] = Stat.DISABLE, f["DISS"]
+                mask = self.reset_alarms()
+                self.post(self.value_field(), mask | DBE_VALUE)
+            self._finish_notify()
+            return
+        if f["PACT"]:
+            f["LCNT"] += 1
+            if f["LCNT"] >= MAX_LOCK and f["SEVR"] < Sevr.INVALID:
+                self.set_sevr(Stat.SCAN, Sevr.INVALID)
+                self.post(self.value_field(), self.reset_alarms())
+            return
+        f["LCNT"] = 0
+        if f["TPRO"]:
+            log.info("%s: Process %s", self.db.thread_name(), self.name)
+        self.process()
+        notify = _NotifyScope.current
+        if f["PACT"] and notify is not None and self.notify is None:
+            # Went asynchronous inside a put-with-callback: the put completes with us.
+            notify.add(self)
+
+    def value_field(self) -> str:
+        return "VAL"
+
+    def complete_async(self) -> None:
+        """Second half of asynchronous processing (callbackRequestProcessCallback).
+
+        Thread-safe: device support calls it from its own thread when the I/O finished.
+        """
+        self.db.call_soon_threadsafe(self._complete_async)
+
+    def _complete_async(self) -> None:
+        saved = _NotifyScope.current
+        _NotifyScope.current = self.notify
+        try:
+            self.process()
+        finally:
+            _NotifyScope.current = saved
+
+    def fwd_link(self) -> None:
+        """recGblFwdLink: FLNK, then a pending re-process (RPRO), then put-notify completion."""
+        flnk = self.links.get("FLNK")
+        if flnk is not None:
+            flnk.forward(self)
+        f = self.f
+        if f["RPRO"]:
+            f["RPRO"] = 0
+            self.db.scan_once(self)
+        self._finish_notify()
+        f["PUTF"] = 0
+
+    def _finish_notify(self) -> None:
+        if self.notify is not None:
+            n, self.notify = self.notify, None
+            n.done(self)
+
+    # ------------------------------------------------------------- puts
+    def special(self, fname: str, after: bool) -> None:
+        """rset special(): react to a put of a field with special(); raise PutError to refuse."""
+
+    def put_field(self, fname: str, value, *, from_link: bool = False) -> None:
+        """dbPut: convert and store a field, run special() and post it. No processing here.
+
+        Raises PutError (read-only field, bad value, DISP set) and leaves the record unchanged.
+        """
+        if not self.is_writable(fname):
+            raise PutError(f"{self.name}.{fname} is read-only")
+        f = self.f
+        if f["DISP"] and fname != "DISP" and not from_link:
+            raise PutError(f"{self.name}: puts are disabled (DISP=1)")
+        try:
+            new = self.coerce_field(fname, value)
+        except FieldValueError as exc:
+            raise PutError(f"{self.name}.{fname}: {exc}") from None
+        fs = self.spec.fields[fname]
+        rescan = fs.special == "SPC_SCAN" and self.db.initialized
+        if rescan and fname == "SCAN":
+            try:
+                self.db.scanner.check_scan_change(self, new)
+            except ValueError as exc:
+                raise PutError(f"{self.name}.SCAN: {exc}") from None
+        self.special(fname, after=False)
+        if rescan:
+            self.db.scanner.remove(self)
+        old = f.get(fname)
+        f[fname] = new
+        try:
+            self.special(fname, after=True)
+        except PutError:
+            f[fname] = old
+            raise
+        finally:
+            if rescan:
+                self.db.scanner.add(self)
+        if fs.dbf in LINK_TYPES and self.db.initialized:
+            self.db.relink(self, fname)
+        if fname == self.value_field():
+            f["UDF"] = 0        # dbPut clears UDF when VAL is written
+        if fname != self.value_field() or not fs.pp:
+            # dbPut posts every field except a pp(TRUE) VAL, whose processing will post it.
+            self.post(fname, DBE_VALUE | DBE_LOG)
+        if fs.prop:
+            self.post(self.value_field(), DBE_PROPERTY)
+
+    def put_and_process(self, fname: str, value, notify: PutNotify | None = None) -> None:
+        """dbPutField: put, then process if the field is pp(TRUE) and the record Passive, or if
+        the field is PROC. A busy (PACT) record is marked for re-processing (RPRO)."""
+        self.put_field(fname, value)
+        fs = self.spec.fields[fname]
+        if fname == "PROC" or (fs.pp and self.f["SCAN"] == SCAN_PASSIVE):
+            self.f["PUTF"] = 1
+            if self.f["PACT"]:
+                self.f["RPRO"] = 1
+                if notify is not None:
+                    notify.add(self)
+                return
+            saved = _NotifyScope.current
+            _NotifyScope.current = notify
+            try:
+                self.db_process()
+            finally:
+                _NotifyScope.current = saved
+
+    # ------------------------------------------------------------ CA metadata
+    def metadata(self, fname: str) -> dict:
+        """Units, precision and limits for DBR_GR/DBR_CTRL reads of ``fname``.
+
+        Keys: units, precision, upper/lower_disp_limit, upper/lower_ctrl_limit, upper/lower
+        alarm and warning limits. Missing keys read as 0 ('' for units), except alarm limits,
+        which EPICS 7 reports as NaN when unset.
+        """
+        f = self.f
+        md: dict = {}
+        if fname in self.value_like:
+            if "EGU" in f:
+                md["units"] = f["EGU"]
+            if "PREC" in f:
+                md["precision"] = f["PREC"]
+            if "HOPR" in f:
+                md["upper_disp_limit"] = f["HOPR"]
+                md["lower_disp_limit"] = f["LOPR"]
+                md["upper_ctrl_limit"] = f["HOPR"]
+                md["lower_ctrl_limit"] = f["LOPR"]
+        elif self.spec.fields[fname].dbf in FLOAT_TYPES and "PREC" in f:
+            md["precision"] = f["PREC"]
+        if fname == self.value_field() and "HHSV" in f:
+            nan = math.nan
+            md["upper_alarm_limit"] = f["HIHI"] if f["HHSV"] else nan
+            md["upper_warning_limit"] = f["HIGH"] if f["HSV"] else nan
+            md["lower_warning_limit"] = f["LOW"] if f["LSV"] else nan
+            md["lower_alarm_limit"] = f["LOLO"] if f["LLSV"] else nan
+        return md
+
+    def __repr__(self) -> str:
+        return f"<{self.rtype} {self.name}>"
+
+
+def is_enum_field(rec: Record, fname: str) -> bool:
+    return rec.field_type(fname) in ENUM_TYPES

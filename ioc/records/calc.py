@@ -1,0 +1,183 @@
+"""calc and calcout record support (calcRecord.c, calcoutRecord.c of EPICS base 7.0)."""
+from __future__ import annotations
+
+import math
+
+from .base import PutError, Record
+from .calc_expr import CalcError, compile_calc
+from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
+from .links import ConstantLink, as_float
+
+LETTERS = "ABCDEFGHIJKL"
+_IVOA_CONTINUE, _IVOA_DONT_DRIVE, _IVOA_SET_IVOV = 0, 1, 2
+# calcoutOOPT
+_EVERY, _ON_CHANGE, _WHEN_ZERO, _WHEN_NONZERO, _TO_ZERO, _TO_NONZERO = range(6)
+_DOPT_USE_OCAL = 1
+
+
+class RecordInitError(Exception):
+    """A record that cannot be initialised; iocInit reports it with the record's file:line."""
+
+
+class _CalcBase(Record):
+    value_like = frozenset({"VAL", "HIHI", "HIGH", "LOW", "LOLO", "HOPR", "LOPR", "HYST",
+                            "LALM", "ALST", "MLST", "MDEL", "ADEL", "OVAL"})
+    expr_fields: tuple[str, ...] = ("CALC",)
+
+    def init_record(self, pass_: int) -> None:
+        if pass_ == 0:
+            self._exprs = {}
+            for fld in self.expr_fields:
+                try:
+                    self._exprs[fld] = compile_calc(self.f[fld])
+                except CalcError as exc:
+                    raise RecordInitError(f"{fld} {self.f[fld]!r}: {exc}") from None
+            return
+        for i, letter in enumerate(LETTERS):
+            link = self.links.get("INP" + letter)
+            if isinstance(link, ConstantLink):
+                v = link.load_value()
+                if v is not None:
+                    self.f[letter] = float(v if not isinstance(v, list) else v[0])
+
+    def special(self, fname: str, after: bool) -> None:
+        if after and fname in self.expr_fields:
+            try:
+                self._exprs[fname] = compile_calc(self.f[fname])
+            except CalcError as exc:
+                raise PutError(f"{self.name}.{fname}: {exc}") from None
+
+    def fetch_values(self) -> bool:
+        """Read INPA..INPL into A..L; False if a link could not be read (LINK alarm set)."""
+        f = self.f
+        ok = True
+        for letter in LETTERS:
+            link = self.links.get("INP" + letter)
+            if link is None or link.is_constant:
+                continue
+            v = as_float(link.get_value(self))
+            if v is None:
+                ok = False
+                continue
+            f[letter] = v
+        return ok
+
+    def evaluate(self, fld: str) -> float | None:
+        f = self.f
+        args = [f[c] for c in LETTERS]
+        try:
+            result = self._exprs[fld].evaluate(args, f["VAL"])
+        except CalcError:
+            return None
+        for c, v in zip(LETTERS, args):
+            f[c] = v
+        return result
+
+    def monitor(self) -> None:
+        f = self.f
+        self.monitor_value()
+        for c in LETTERS:
+            if f[c] != f["L" + c] and not (math.isnan(f[c]) and math.isnan(f["L" + c])):
+                f["L" + c] = f[c]
+                self.post(c, DBE_VALUE | DBE_LOG)
+
+
+class CalcRecord(_CalcBase):
+    rtype = "calc"
+    io_link = ""
+
+    def process(self) -> None:
+        f = self.f
+        f["PACT"] = 1
+        if self.fetch_values():
+            v = self.evaluate("CALC")
+            if v is None:
+                self.set_sevr(Stat.CALC, Sevr.INVALID)
+            else:
+                f["VAL"] = v
+                f["UDF"] = int(math.isnan(v))
+        self.get_timestamp()
+        self.check_analog_alarms(f["VAL"])
+        self.monitor()
+        self.fwd_link()
+        f["PACT"] = 0
+
+
+class CalcoutRecord(_CalcBase):
+    rtype = "calcout"
+    io_link = "OUT"
+    expr_fields = ("CALC", "OCAL")
+
+    def process(self) -> None:
+        f = self.f
+        if not f["PACT"]:
+            f["PACT"] = 1
+            if self.fetch_values():
+                v = self.evaluate("CALC")
+                if v is None:
+                    self.set_sevr(Stat.CALC, Sevr.INVALID)
+                else:
+                    f["VAL"] = v
+                    f["UDF"] = int(math.isnan(v))
+            self.check_analog_alarms(f["VAL"])
+            oopt, val, pval = f["OOPT"], f["VAL"], f["PVAL"]
+            do_output = (oopt == _EVERY
+                         or (oopt == _ON_CHANGE and abs(pval - val) > f["MDEL"])
+                         or (oopt == _WHEN_ZERO and val == 0)
+                         or (oopt == _WHEN_NONZERO and val != 0)
+                         or (oopt == _TO_ZERO and pval != 0 and val == 0)
+                         or (oopt == _TO_NONZERO and pval == 0 and val != 0))
+            f["PVAL"] = val
+            if do_output:
+                if f["ODLY"] > 0:
+                    # Output delay: stay active (PACT) until it expires; a put-callback waits.
+                    f["DLYA"] = 1
+                    self.get_timestamp()
+                    self.post("DLYA", DBE_VALUE)
+                    self.db.call_later(f["ODLY"], self._complete_async)
+                    return
+                f["PACT"] = 0
+                self.exec_output()
+                if f["PACT"]:
+                    return
+                f["PACT"] = 1
+            self.get_timestamp()
+        else:
+            if f["DLYA"]:
+                f["DLYA"] = 0
+                self.get_timestamp()
+                self.post("DLYA", DBE_VALUE)
+                f["PACT"] = 0
+                self.exec_output()
+                if f["PACT"]:
+                    return
+                f["PACT"] = 1
+            else:
+                if self.dset is not None:
+                    self.dset.write()      # second half of asynchronous device support
+                self.get_timestamp()
+        self.monitor()
+        if f["POVL"] != f["OVAL"]:
+            f["POVL"] = f["OVAL"]
+            self.post("OVAL", DBE_VALUE | DBE_LOG)
+        self.fwd_link()
+        f["PACT"] = 0
+
+    def exec_output(self) -> None:
+        f = self.f
+        if f["DOPT"] == _DOPT_USE_OCAL:
+            v = self.evaluate("OCAL")
+            if v is None:
+                self.set_sevr(Stat.CALC, Sevr.INVALID)
+            else:
+                f["OVAL"] = v
+                f["UDF"] = int(math.isnan(v))
+        else:
+            f["OVAL"] = f["VAL"]
+        if self.dset is None:
+            return
+        if f["NSEV"] < Sevr.INVALID or f["IVOA"] == _IVOA_CONTINUE:
+            self.dset.write()
+        elif f["IVOA"] == _IVOA_SET_IVOV:
+            f["OVAL"] = f["IVOV"]
+            self.dset.write()

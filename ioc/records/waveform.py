@@ -1,0 +1,129 @@
+"""waveform record support (waveformRecord.c): an array of FTVL elements, NELM long, NORD used.
+
+A CHAR/UCHAR waveform is also how EPICS serves long strings (``caget -S``): writing a str to
+VAL stores its bytes followed by a NUL, as dbConvert does for a string put to a char array.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import PutError, Record
+from .constants import DBE_LOG, DBE_VALUE
+from .fields import FieldValueError, parse_float
+
+# menuFtype index -> (DBF type of VAL, numpy dtype or None for strings)
+FTVL_TYPES: list[tuple[str, object]] = [
+    ("DBF_STRING", None), ("DBF_CHAR", np.int8), ("DBF_UCHAR", np.uint8),
+    ("DBF_SHORT", np.int16), ("DBF_USHORT", np.uint16), ("DBF_LONG", np.int32),
+    ("DBF_ULONG", np.uint32), ("DBF_INT64", np.int64), ("DBF_UINT64", np.uint64),
+    ("DBF_FLOAT", np.float32), ("DBF_DOUBLE", np.float64), ("DBF_ENUM", np.uint16),
+]
+_POST_ALWAYS = 1
+
+
+class WaveformRecord(Record):
+    rtype = "waveform"
+    io_link = "INP"
+    value_like = frozenset({"VAL", "HOPR", "LOPR"})
+
+    def __init__(self, name, db):
+        super().__init__(name, db)
+        self.f["VAL"] = np.zeros(1)
+        self._hash = None
+
+    @classmethod
+    def extra_fields(cls) -> frozenset[str]:
+        return frozenset({"VAL"})
+
+    def field_type(self, fname: str) -> str:
+        if fname == "VAL":
+            return FTVL_TYPES[self.f["FTVL"]][0]
+        return super().field_type(fname)
+
+    def init_record(self, pass_: int) -> None:
+        if pass_ == 0:
+            nelm = max(1, self.f["NELM"])
+            self.f["NELM"] = nelm
+            dtype = FTVL_TYPES[self.f["FTVL"]][1]
+            if dtype is None:
+                self.f["VAL"] = [""] * nelm
+            else:
+                self.f["VAL"] = np.zeros(nelm, dtype=dtype)
+
+    def array(self):
+        """The used part of VAL (NORD elements)."""
+        return self.f["VAL"][: self.f["NORD"]]
+
+    def coerce_field(self, fname: str, value, strict: bool = False):
+        if fname != "VAL":
+            return super().coerce_field(fname, value, strict)
+        nelm = self.f["NELM"]
+        dtype = FTVL_TYPES[self.f["FTVL"]][1]
+        if dtype is None:
+            items = [value] if isinstance(value, (str, bytes)) else list(value)
+            items = [v.decode("latin-1") if isinstance(v, bytes) else str(v) for v in items]
+            return [s[:39] for s in items[:nelm]]
+        if isinstance(value, (str, bytes)):
+            if dtype in (np.int8, np.uint8):
+                raw = value.encode("latin-1") if isinstance(value, str) else value
+                raw = raw[: nelm - 1] + b"\0" if len(raw) >= nelm else raw + b"\0"
+                return np.frombuffer(raw, dtype=np.uint8).astype(dtype)[:nelm]
+            try:
+                value = [parse_float(value)]
+            except FieldValueError as exc:
+                raise PutError(str(exc)) from None
+        arr = np.atleast_1d(np.asarray(value))
+        if arr.size > nelm:
+            arr = arr[:nelm]
+        try:
+            return arr.astype(dtype)
+        except (TypeError, ValueError) as exc:
+            raise PutError(f"cannot convert to {FTVL_TYPES[self.f['FTVL']][0]}: {exc}") from None
+
+    def put_field(self, fname: str, value, *, from_link: bool = False) -> None:
+        if fname != "VAL":
+            return super().put_field(fname, value, from_link=from_link)
+        new = self.coerce_field("VAL", value)
+        self.store(new)
+        self.f["UDF"] = 0
+
+    def store(self, new) -> None:
+        """Copy ``new`` into VAL and set NORD (posting NORD when it changes)."""
+        f = self.f
+        n = len(new)
+        if isinstance(f["VAL"], list):
+            f["VAL"][:n] = list(new)
+        else:
+            f["VAL"][:n] = new
+        if f["NORD"] != n:
+            f["NORD"] = n
+            self.post("NORD", DBE_VALUE | DBE_LOG)
+
+    def process(self) -> None:
+        f = self.f
+        pact = f["PACT"]
+        if self.dset is not None:
+            self.dset.read()
+        if not pact and f["PACT"]:
+            return
+        f["PACT"] = 1
+        self.get_timestamp()
+        self.check_udf()
+        self.monitor()
+        self.fwd_link()
+        f["PACT"] = 0
+
+    def monitor(self) -> None:
+        f = self.f
+        mask = self.reset_alarms()
+        if f["MPST"] == _POST_ALWAYS:
+            mask |= DBE_VALUE
+        if f["APST"] == _POST_ALWAYS:
+            mask |= DBE_LOG
+        arr = self.array()
+        h = hash(tuple(arr)) if isinstance(arr, list) else hash(arr.tobytes())
+        if h != self._hash:
+            self._hash = h
+            mask |= DBE_VALUE | DBE_LOG
+        if mask:
+            self.post("VAL", mask)

@@ -1,0 +1,1 @@
+"""The iocsh-style shell: interpreter, command registry, core commands."""
