@@ -28,8 +28,9 @@ one record name given two types within one load.
 
 Duplicate records of one type are returned as separate :class:`RecordDef` entries in file
 order; the caller merges them (later fields win) as EPICS does.  ``record("*", NAME)``
-(EPICS 7: modify an existing record of any type) comes back with ``rtype == "*"``; whether
-the record exists, and type clashes with earlier loads, is for the caller to check.
+(EPICS 7: modify an existing record of any type) comes back with ``rtype == "*"``, and
+``record("#", NAME)`` (delete it; EPICS after 7.0.8) with ``rtype == "#"``; whether the
+record exists, and type clashes with earlier loads, is for the caller to check.
 """
 from __future__ import annotations
 
@@ -139,42 +140,25 @@ def _find_file(name: str, dirs: list[str]) -> str | None:
 
 def default_search_path() -> list[str]:
     """The path dbLoadRecords starts with: ``$EPICS_DB_INCLUDE_PATH`` or ``"."``."""
-    env = os.environ.get("EPICS_DB_INCLUDE_PATH")
-    return split_path_list(env) if env else ["."]
+    return split_path_list(os.environ.get("EPICS_DB_INCLUDE_PATH", "")) or ["."]
 
 
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
             "\\": "\\", "'": "'", '"': '"', "0": "\0"}
-_HEX = "0123456789abcdefABCDEF"
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{1,2}|.?)", re.S)
+
+
+def _unescape(m: re.Match) -> str:
+    esc = m.group(1)
+    if esc[:1] == "x":  # "\x" without hex digits drops the 'x'; what follows is read normally
+        return chr(int(esc[1:], 16)) if len(esc) > 1 else ""
+    return _ESCAPES.get(esc, esc)
 
 
 def raw_from_escaped(s: str) -> str:
-    """``epicsStrnRawFromEscaped``: translate C escapes; unknown ``\\c`` gives ``c``; the
-    result ends at the first NUL, as the C string would."""
-    out: list[str] = []
-    i, n = 0, len(s)
-    while i < n:
-        c = s[i]
-        i += 1
-        if c != "\\":
-            out.append(c)
-            continue
-        if i >= n:
-            break
-        c = s[i]
-        i += 1
-        if c == "x":
-            digits = ""
-            while i < n and len(digits) < 2 and s[i] in _HEX:
-                digits += s[i]
-                i += 1
-            if digits:
-                out.append(chr(int(digits, 16)))
-            # "\x" without hex digits: the 'x' is dropped, the next char read normally
-        else:
-            out.append(_ESCAPES.get(c, c))
-    text = "".join(out)
-    return text.split("\0", 1)[0]
+    """``epicsStrnRawFromEscaped``: translate C escapes (``\\xHH`` takes 1-2 hex digits, an
+    unknown ``\\c`` gives ``c``); the result ends at the first NUL, as a C string would."""
+    return _ESCAPE.sub(_unescape, s).split("\0", 1)[0]
 
 
 _MACRO_REF = re.compile(r"\$[({]([^,)}=]*)")
@@ -400,7 +384,11 @@ class _Parser:
             if found is None:
                 raise self.error(arg, f"can't open include file {name!r} "
                                       f"(search path {':'.join(self.dirs)!r})")
-            self.lex.push(found, expand_lines(read_text(found), self.ctx))
+            try:
+                text = read_text(found)
+            except OSError as exc:
+                raise self.error(arg, f"can't read include file {name!r}: {exc.strerror}")
+            self.lex.push(found, expand_lines(text, self.ctx))
 
     def dbd_body(self, kind: str) -> None:
         """The braced body of menu, recordtype or breaktable; checked, then dropped."""
@@ -519,6 +507,8 @@ class _Parser:
 
     def check_type(self, rec: RecordDef) -> None:
         if rec.rtype in ("*", "#"):    # modify / delete (newer EPICS) an existing record
+            if rec.rtype == "#":
+                self.types.pop(rec.name, None)
             return
         prev = self.types.setdefault(rec.name, (rec.rtype, rec.filename, rec.lineno))
         if prev[0] != rec.rtype:

@@ -30,8 +30,6 @@ __all__ = ["CalcError", "Op", "Instr", "ErrCode", "postfix", "MAX_EXPR_LEN", "CA
 MAX_EXPR_LEN = 79
 #: postfix.h: depth of calcPerform()'s value stack.
 CALCPERFORM_STACK = 80
-#: Number of argument fields A..L.
-NUM_ARGS = 12
 
 
 class ErrCode(enum.IntEnum):

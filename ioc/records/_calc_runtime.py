@@ -22,7 +22,6 @@ _NAN = math.nan  # epicsNAN and strtod("NAN"): a positive quiet NaN
 _HW_NAN = _INF - _INF
 _INT_MIN = -0x80000000
 _TWO63 = 9.223372036854775808e18
-_LETTERS = "ABCDEFGHIJKL"
 
 # --------------------------------------------------------------------------
 # C conversions and operators with calcPerform() semantics.

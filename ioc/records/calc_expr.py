@@ -82,9 +82,9 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from ._calc_postfix import MAX_EXPR_LEN, NUM_ARGS, CalcError, ErrCode, Instr, Op, postfix
+from ._calc_postfix import MAX_EXPR_LEN, CalcError, ErrCode, Instr, Op, postfix
 from ._calc_runtime import (
-    CONSTANTS, NAMESPACE, interpret, literal_source, op_source, reset_random_seed, TEMPLATES, VARARG_FUNCS,
+    CONSTANTS, NAMESPACE, TEMPLATES, VARARG_FUNCS, interpret, literal_source, op_source, reset_random_seed,
 )
 
 __all__ = ["CalcError", "CalcExpr", "ErrCode", "MAX_EXPR_LEN", "compile_calc", "reset_random_seed"]
@@ -92,6 +92,8 @@ __all__ = ["CalcError", "CalcExpr", "ErrCode", "MAX_EXPR_LEN", "compile_calc", "
 _LETTERS = "ABCDEFGHIJKL"
 #: What the fast variant may raise where C would return inf/NaN instead.
 _MATH_ERRORS = (ArithmeticError, ValueError)
+#: Globals shared by all generated functions (each exec gets its own locals).
+_GLOBALS = dict(NAMESPACE, _MATH_ERRORS=_MATH_ERRORS)
 
 
 class _Unstructured(Exception):
@@ -276,17 +278,20 @@ class CalcExpr:
         # straight into the generated function, one Python frame per call.
         self.evaluate: Callable[..., float] = self._build()  # type: ignore[method-assign]
 
+    def _interpreter(self) -> Callable[..., float]:
+        program, expr = self.program, self.expr
+
+        def run_interpreter(args: list[float], val: float = 0.0) -> float:
+            return interpret(program, args, val, expr)
+        return run_interpreter
+
     def _build(self) -> Callable[..., float]:
         try:
             safe = _function_source(self.program, safe=True)
             fast = None if any(op is Op.RANDOM for op, _ in self.program) else \
                 _function_source(self.program, safe=False)
         except _Unstructured:
-            program, expr = self.program, self.expr
-
-            def run_interpreter(args: list[float], val: float = 0.0) -> float:
-                return interpret(program, args, val, expr)
-            return run_interpreter
+            return self._interpreter()
 
         if fast is None or fast == safe:  # nothing in it can raise
             source = f"def _calc(_a, _v=0.0):\n{_indent(safe, 1)}\n"
@@ -299,10 +304,13 @@ class CalcExpr:
                       f"            return _safe(_a, _v)\n"
                       f"    return _calc\n"
                       f"_calc = _make()\n")
+        try:
+            code = compile(source, f"<CALC {self.expr!r}>", "exec")
+        except (SyntaxError, RecursionError, MemoryError):  # pragma: no cover - parser nesting limits
+            return self._interpreter()  # 79 characters should never get here
         self.python_source = source
         scope: dict[str, object] = {}
-        exec(compile(source, f"<CALC {self.expr!r}>", "exec"),  # noqa: S102 - generated from tables
-             dict(NAMESPACE, _MATH_ERRORS=_MATH_ERRORS), scope)
+        exec(code, _GLOBALS, scope)  # noqa: S102 - source built from fixed templates
         return scope["_calc"]  # type: ignore[return-value]
 
     def evaluate(self, args: list[float], val: float = 0.0) -> float:  # noqa: F811 - shadowed

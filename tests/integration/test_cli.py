@@ -1,0 +1,108 @@
+"""psu-timing-ioc as a user starts it: default st.cmd, -d/-m, -x, the shell, and bad input."""
+from __future__ import annotations
+
+import textwrap
+
+from ..conftest import ROOT, caget, caput, run_ioc_to_exit, wait_for
+
+
+def test_default_ioc_starts_fast_and_answers_caget(start_ioc):
+    ioc = start_ioc("-S", ready_pv="IOCSIM:VERSION", timeout_s=10)
+    assert ioc.ready_s < 3.0, f"first caget answered after {ioc.ready_s:.2f} s"
+    assert caget("-t", "IOCSIM:VERSION", port=ioc.port).strip().startswith("psu-timing-ioc")
+    out = ioc.output()
+    assert "IOCSIM:" in out            # the served prefix is printed at start
+    assert "iocBoot/iocsim/st.cmd" in out
+
+
+def test_dash_d_and_m_load_a_db_with_macros(start_ioc, tmp_path):
+    db = tmp_path / "x.db"
+    db.write_text('record(ao, "$(P)$(R=SP)") { field(EGU, "$(U)") field(DRVH, "5") }\n')
+    ioc = start_ioc("-S", "-m", "P=TST:,U=mA", "-d", str(db), ready_pv="TST:SP")
+    assert caget("-t", "TST:SP.EGU", port=ioc.port).strip() == "mA"
+    caput("TST:SP", "7", port=ioc.port)
+    assert caget("-t", "TST:SP", port=ioc.port).strip() == "5"
+
+
+def test_exit_pv_stops_the_ioc_cleanly(start_ioc, tmp_path):
+    db = tmp_path / "x.db"
+    db.write_text('record(ai, "EX:A") {}\n')
+    ioc = start_ioc("-S", "-x", "EX", "-d", str(db), ready_pv="EX:A")
+    caput("EX:exit", "1", port=ioc.port)
+    wait_for(lambda: ioc.proc.poll() is not None, 10, what="IOC to exit")
+    assert ioc.proc.returncode == 0
+
+
+def _bad(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_bad_db_files_name_file_and_line(tmp_path):
+    cases = {
+        "unknown_field.db": ('record(ai, "A") {\n  field(DESC, "x")\n  field(DESCX, "y")\n}\n', 3,
+                             "DESCX"),
+        "bad_menu.db": ('record(ai, "A") {\n  field(SCAN, "2 seconds")\n}\n', 2, "SCAN"),
+        "bad_number.db": ('record(ai, "A") {\n\n  field(PREC, "abc")\n}\n', 3, "PREC"),
+        "unknown_type.db": ('\nrecord(aix, "A") {\n}\n', 2, "aix"),
+        "syntax.db": ('record(ai, "A") {\n  field(DESC, "unterminated)\n}\n', 2, ""),
+        "dup_type.db": ('record(ai, "A") {}\nrecord(ao, "A") {}\n', 2, "type"),
+        "undefined_macro.db": ('record(ai, "$(P)A") {}\n', 1, "macro"),
+    }
+    for name, (text, line, word) in cases.items():
+        path = _bad(tmp_path, name, text)
+        r = run_ioc_to_exit("-S", "-d", str(path))
+        assert r.returncode != 0, name
+        assert f"{path}:{line}:" in r.stderr, f"{name}: {r.stderr}"
+        assert word in r.stderr, f"{name}: {r.stderr}"
+        assert "iocRun" not in r.stdout      # never half-started
+
+
+def test_bad_stcmd_names_file_and_line(tmp_path):
+    st = _bad(tmp_path, "st.cmd", """\
+        epicsEnvSet("P", "Q:")
+        # a comment
+        noSuchCommand(1, 2)
+        iocInit
+        """)
+    r = run_ioc_to_exit("-S", str(st), cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"{st}:3: command 'noSuchCommand' not found" in r.stderr
+
+
+def test_iocinit_errors_are_all_reported(tmp_path):
+    db = _bad(tmp_path, "x.db", """\
+        record(calc, "C1") {
+            field(CALC, "A+*B")
+        }
+        record(ai, "A1") {
+            field(INP, "C1.NOPE")
+        }
+        """)
+    st = _bad(tmp_path, "st.cmd", f'dbLoadRecords("{db}")\niocInit\n')
+    r = run_ioc_to_exit("-S", str(st), cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"{st}:2: iocInit" in r.stderr
+    assert f"{db}:1: record C1" in r.stderr and f"{db}:4: record A1" in r.stderr
+
+
+def test_shell_commands_on_stdin(tmp_path):
+    db = _bad(tmp_path, "x.db", """\
+        record(ai, "SH:AI") { field(VAL, "1.5") field(EGU, "V") }
+        record(bi, "SH:BI") { field(ZNAM, "Off") field(ONAM, "On") }
+        """)
+    r = run_ioc_to_exit("-d", str(db), stdin_text="dbgf SH:AI\ndbpf SH:BI On\ndbl\n"
+                        "dbpr SH:AI\nnoSuchCmd\nexit\n")
+    assert r.returncode == 0, r.stderr
+    assert "DBF_DOUBLE:         1.5" in r.stdout
+    assert 'DBF_STRING:         "On"' in r.stdout
+    assert "SH:AI\nSH:BI" in r.stdout
+    assert "EGU : V" not in r.stdout and "VAL : 1.5" in r.stdout   # dbpr level 0
+    assert "command 'noSuchCmd' not found" in r.stdout
+
+
+def test_db_files_shipped_in_db_load_in_our_ioc(tmp_path):
+    for db in sorted((ROOT / "db").glob("*.db")):
+        r = run_ioc_to_exit("-m", "P=T:,IOC=T:", "-d", str(db), stdin_text="exit\n")
+        assert r.returncode == 0, f"{db}: {r.stderr}"
