@@ -37,6 +37,7 @@ class Ioc:
         self._exit_hooks: list[Callable[[], None]] = []
         self.interfaces: list[str] | None = None
         self.port: int | None = None
+        self.failed = False            # the CA server died after start-up
 
     # ------------------------------------------------------------------ hooks
     def at_init(self, fn: Callable[["Ioc"], None]) -> None:
@@ -80,9 +81,20 @@ class Ioc:
         except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
             self._start_error = exc
             log.exception("CA server stopped")
+            if self._ready.is_set():
+                # The server died after start-up: an IOC that serves nothing must not linger.
+                self.failed = True
+                self.request_exit()
         finally:
             self._ready.set()
             try:
+                # Cancel whatever caproto left running (it does not cancel its own tasks when
+                # one of them fails), so no coroutine outlives the loop.
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for t in pending:
+                    t.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 loop.close()

@@ -11,6 +11,7 @@ to the ``-x`` exit PV. Exit status: 0 after a clean stop, 1 when start-up failed
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _install_signals() -> None:
     def handler(signum, frame):
         raise KeyboardInterrupt
+    # `kill -USR1 <pid>` prints every thread's stack: how to see what a stuck IOC is doing.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
 
@@ -111,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         ioc.stop()
+    if ioc.failed:
+        print("psu-timing-ioc: the CA server failed; exiting", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ..conftest import caget, caput
+from ..conftest import caget, caput, wait_for
 
 FLOOD_DB = textwrap.dedent("""\
     record(calc, "$(P)CNT") {
@@ -27,52 +27,33 @@ FLOOD_DB = textwrap.dedent("""\
     record(ai, "$(P)RB") { field(INP, "$(P)SP") }
     """)
 
-# A pyepics client in its own process: subscribe, let the backlog build, cancel, repeat.
-CLIENT = textwrap.dedent("""\
-    import sys, time, epics
-    pv = sys.argv[1]
-    for i in range(4):
-        chid = epics.ca.create_channel(pv, connect=True, auto_cb=False)
-        cb, uarg, evid = epics.ca.create_subscription(chid, callback=lambda **kw: None)
-        time.sleep(0.7)
-        epics.ca.clear_subscription(evid)
-        epics.ca.clear_channel(chid)
-        time.sleep(0.05)
-    epics.ca.finalize_libca()
-    """)
+STALLED = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "stalled_client.py")
 
 
-def _flood_and_cancel(ioc, pv: str, clients: int = 3) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", CLIENT, pv], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) for _ in range(clients)]
-    for p in procs:
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
+def _stall_and_cancel(ioc, pv: str) -> None:
+    """50 subscriptions, no reading for 3 s, cancel one, drain (see tests/stalled_client.py)."""
+    subprocess.run([sys.executable, STALLED, "127.0.0.1", str(ioc.port), pv, "50"],
+                   capture_output=True, text=True, timeout=30)
 
 
 def test_stock_caproto_dies_when_unsubscribing_under_load(start_ioc, tmp_path):
+    """Reproduces the caproto 1.3.0 defect, so the guard below is known to matter."""
     db = tmp_path / "flood.db"
     db.write_text(FLOOD_DB)
     ioc = start_ioc("-S", "-m", "P=FL:", "-d", str(db), ready_pv="FL:SP",
                     extra_env={"PSU_IOC_STOCK_CAPROTO": "1"})
-    _flood_and_cancel(ioc, "FL:CNT")
-    time.sleep(0.5)
-    alive = subprocess.run(["true"]).returncode == 0 and \
-        "deque mutated during iteration" not in ioc.output()
-    if alive:
-        pytest.skip("stock caproto survived this run (the race did not trigger); "
-                    "the guarded test below still runs")
-    assert "Server error. Will shut down" in ioc.output() or \
-        "deque mutated during iteration" in ioc.output()
+    _stall_and_cancel(ioc, "FL:CNT")
+    assert "deque mutated during iteration" in ioc.output()
+    # The IOC notices that its server died and exits with an error instead of lingering.
+    wait_for(lambda: ioc.proc.poll() is not None, 10, what="IOC to exit")
+    assert ioc.proc.returncode == 1
 
 
 def test_our_server_survives_unsubscribing_under_load(start_ioc, tmp_path):
     db = tmp_path / "flood.db"
     db.write_text(FLOOD_DB)
     ioc = start_ioc("-S", "-m", "P=FL:", "-d", str(db), ready_pv="FL:SP")
-    _flood_and_cancel(ioc, "FL:CNT")
+    _stall_and_cancel(ioc, "FL:CNT")
     assert "deque mutated" not in ioc.output()
     assert ioc.proc.poll() is None
     # still serving, and still processing
