@@ -1,4 +1,4 @@
-"""Bare caproto server for bench/ca.py (run as a subprocess: ``python _ca_caproto_server.py PREFIX``).
+"""Bare caproto server for bench/ca.py (a subprocess: ``python _ca_caproto_server.py PREFIX``).
 
 The same PVs as the IOC's bench database, with no record layer:
 

@@ -1,10 +1,10 @@
 """Monitor-rate client for bench/ca.py (one subprocess per client, fresh pyepics each).
 
-    python _ca_client.py PV START TARGET IDLE_S DEADLINE_S
+    python _ca_client.py PV TARGET DEADLINE_S
 
-Subscribes to PV (DBR_DOUBLE, DBE_VALUE|DBE_ALARM), waits for the initial update (which must be
-START), prints ``READY``, then counts every further update until one carries TARGET, or nothing
-arrives for IDLE_S after the first update, or DEADLINE_S passes. Prints one JSON line:
+Subscribes to PV (DBR_DOUBLE, DBE_VALUE|DBE_ALARM), waits for the initial update, prints
+``READY``, then counts every further update until one carries TARGET, or the bench writes
+``stop`` to stdin (or closes it), or DEADLINE_S passes. Prints one JSON line:
 ``{"n": updates, "first_t":, "last_t": time.monotonic() of the first/last update, "last_v":,
 "out_of_order": updates not greater than the one before, "init_v":}``. CA settings come from
 the environment the bench sets (EPICS_CA_ADDR_LIST, EPICS_CA_REPEATER_PORT, ...).
@@ -21,8 +21,7 @@ import time
 
 def main() -> int:
     pv = sys.argv[1]
-    start, target = float(sys.argv[2]), float(sys.argv[3])
-    idle_s, deadline_s = float(sys.argv[4]), float(sys.argv[5])
+    target, deadline_s = float(sys.argv[2]), float(sys.argv[3])
     t_end = time.monotonic() + deadline_s
     from epics import ca
 
@@ -56,13 +55,18 @@ def main() -> int:
     if not got_init.wait(min(10.0, deadline_s)):
         print(json.dumps({"error": f"{pv}: no initial monitor update"}), flush=True)
         return 1
+    stop = threading.Event()
+
+    def watch_stdin():
+        for line in sys.stdin:
+            if line.strip() == "stop":
+                break
+        stop.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
     print("READY", flush=True)
     while not done.wait(0.02):
-        now = time.monotonic()
-        if now > t_end:
-            break
-        last = out["last_t"]
-        if last is not None and now - last > idle_s:
+        if stop.is_set() or time.monotonic() > t_end:
             break
     out["reached_target"] = done.is_set()
     print(json.dumps(out), flush=True)

@@ -11,7 +11,7 @@ becomes a :class:`RecordChannel` (created on first search, shared by all clients
 * monitors are posted by the record (``Record.post(field, mask)``) and filtered by each
   subscription's event mask (DBE_VALUE/LOG/ALARM/PROPERTY) — caproto itself ignores masks.
 
-Two caproto 1.3.0 server behaviours are replaced (subclasses below, no patching of caproto):
+Three caproto 1.3.0 server behaviours are replaced (subclasses below, no patching of caproto):
 
 1. ``VirtualCircuit.subscription_queue_loop`` waits up to 10 ms for more updates before sending
    one (``HIGH_LOAD_TIMEOUT``), so every isolated monitor is 10 ms late. Ours sends what is queued
@@ -20,6 +20,7 @@ Two caproto 1.3.0 server behaviours are replaced (subclasses below, no patching 
    a client cancelling its subscription meanwhile raised "deque mutated during iteration" and
    shut the server down (caproto 1.3.0 server/common.py:970). Ours iterates over a snapshot; the
    circuit already drops updates for cancelled subscriptions before sending.
+3. Accepted CA connections keep Nagle's algorithm on (see ``IocCircuit.__init__``).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import asyncio
 import logging
 import math
 import os
+import socket
 
 import numpy as np
 from caproto import (DBR_TYPES, AccessRights, ChannelData, ChannelType,
@@ -279,6 +281,19 @@ class PvDirectory(dict):
 
 class IocCircuit(_AsyncioCircuit):
     """caproto's asyncio circuit with a low-latency subscription sender (see module doc)."""
+
+    def __init__(self, circuit, client, context, **kw):
+        super().__init__(circuit, client, context, **kw)
+        # caproto binds its listening socket with protocol 0, so asyncio never sets TCP_NODELAY
+        # on accepted connections (it only does for proto == IPPROTO_TCP). With Nagle on, a
+        # put-callback reply followed by a monitor update waits for the client's delayed ACK
+        # (~40 ms). rsrv sets TCP_NODELAY; so do we.
+        sock = client.writer.get_extra_info("socket") if hasattr(client, "writer") else None
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
 
     async def subscription_queue_loop(self):
         maybe = self.events_on.set()

@@ -106,3 +106,16 @@ def test_db_files_shipped_in_db_load_in_our_ioc(tmp_path):
     for db in sorted((ROOT / "db").glob("*.db")):
         r = run_ioc_to_exit("-m", "P=T:,IOC=T:", "-d", str(db), stdin_text="exit\n")
         assert r.returncode == 0, f"{db}: {r.stderr}"
+
+
+def test_dbloadtemplate_in_stcmd(start_ioc, tmp_path):
+    (tmp_path / "rail.template").write_text(
+        'record(ao, "$(P)$(R)VOLT") { field(DRVH, "$(MAX)") field(EGU, "V") }\n')
+    (tmp_path / "rails.substitutions").write_text(
+        'file "rail.template" {\n  pattern { R, MAX }\n  { "P6V:", 6.18 }\n  { "P25V:", 25.75 }\n}\n')
+    (tmp_path / "st.cmd").write_text(
+        f'cd "{tmp_path}"\ndbLoadTemplate("rails.substitutions", "P=TPL:")\niocInit\n')
+    ioc = start_ioc("-S", str(tmp_path / "st.cmd"), ready_pv="TPL:P6V:VOLT", cwd=tmp_path)
+    caput("TPL:P25V:VOLT", "30", port=ioc.port)
+    assert caget("-t", "TPL:P25V:VOLT", port=ioc.port).strip() == "25.75"
+    assert caget("-t", "TPL:P6V:VOLT.DRVH", port=ioc.port).strip() == "6.18"
