@@ -28,6 +28,8 @@ class _CalcBase(Record):
         if pass_ == 0:
             self._exprs = {}
             for fld in self.expr_fields:
+                if fld == "OCAL" and not self.f[fld].strip():
+                    continue          # an empty OCAL is fine unless DOPT selects it
                 try:
                     self._exprs[fld] = compile_calc(self.f[fld])
                 except CalcError as exc:
@@ -42,6 +44,9 @@ class _CalcBase(Record):
 
     def special(self, fname: str, after: bool) -> None:
         if after and fname in self.expr_fields:
+            if fname == "OCAL" and not self.f[fname].strip():
+                self._exprs.pop(fname, None)
+                return
             try:
                 self._exprs[fname] = compile_calc(self.f[fname])
             except CalcError as exc:
@@ -65,8 +70,11 @@ class _CalcBase(Record):
     def evaluate(self, fld: str) -> float | None:
         f = self.f
         args = [f[c] for c in LETTERS]
+        expr = self._exprs.get(fld)
+        if expr is None:
+            return None
         try:
-            result = self._exprs[fld].evaluate(args, f["VAL"])
+            result = expr.evaluate(args, f["VAL"])
         except CalcError:
             return None
         for c, v in zip(LETTERS, args):

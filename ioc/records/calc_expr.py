@@ -4,6 +4,9 @@ Behaves like EPICS base 7.0 libCom ``modules/libcom/src/calc/postfix.c``
 (infix -> postfix, ported in :mod:`ioc.records._calc_postfix`) and
 ``calcPerform.c`` (evaluation, reproduced here), checked against
 softIoc/caget 7.0.8.1 on Linux x86-64 (see tests/unit/test_calc_expr.py).
+Sources followed: github.com/epics-base/epics-base, files postfix.c (commit
+006ee530), calcPerform.c and postfixPvt.h (1da26911), and
+misc/epicsStdlib.c (epicsParseDouble/epicsParseUInt32) for literals.
 
 Usage::
 
@@ -23,7 +26,8 @@ in-stack >= its in-coming)::
   A..L VAL                -   argument / record's current VAL
   PI D2R R2D RNDM         -   pi, pi/180, 180/pi, 16-bit LCG in [0,1] whose
                               seed is shared process-wide (like the C static)
-  -x !x ~x NOT x         7/8  negate; x==0 (NaN -> 0); ~d2i(x) (both ~, NOT)
+  -x !x ~x NOT x         7/8  -x; !x is (x == 0) so !NAN = 0; ~x and NOT x
+                              are both ~d2i(x) (no unary +: "+A" is an error)
   f(x) functions         7/8  ABS ACOS ASIN ATAN CEIL COS COSH EXP FLOOR ISINF
                               LN LOGE LOG(=log10) NINT SIN SINH SQR SQRT TAN
                               TANH; ATAN2(x,y)=atan2(y,x)!; FMOD(x,y)=fmod;
@@ -56,7 +60,9 @@ i.e. ``cvttsd2si``; confirmed with softIoc):
   ISINF(x)        glibc isinf(): +1 for +inf, -1 for -inf, else 0
   MAX/MIN         folded from the last argument down; any NaN -> NaN
 
-Compile-time errors are CalcError with postfix.c's calcErrorStr() text.
+Compile-time errors are CalcError with postfix.c's calcErrorStr() text
+(an empty expression is an error, as postfix() reports it; EPICS records
+tolerate some empty expressions, e.g. calcout OCAL when DOPT uses CALC).
 Run-time errors (calcPerform() returning -1) can only come from the few
 nonsense programs postfix() accepts, e.g. "A?(B,C):ATAN2(D)"; they raise
 CalcError too (the record then raises CALC_ALARM and keeps VAL).

@@ -227,6 +227,15 @@ def test_random_generator() -> None:
     assert compile_calc("RNDM-RNDM").evaluate([0.0] * 12) == first - values[0]
 
 
+@pytest.mark.parametrize("expr", ["!" * 78 + "1", "~" * 78 + "1", "-" * 78 + "1", "A||" * 25 + "A",
+                                  "ABS " * 19 + "1", "A?" * 13 + "1" + ":1" * 13])
+def test_deep_nesting_compiles(expr: str) -> None:
+    """The deepest 79-character expressions stay within Python's parser limits."""
+    e = compile_calc(expr)
+    assert e.python_source is not None
+    assert same(e.evaluate([1.0] * 12), interpret(e.program, [1.0] * 12, 0.0))
+
+
 def test_runtime_error_from_nonsense_program() -> None:
     """postfix() accepts this, calcPerform() fails on it (2 values left)."""
     e = compile_calc("A?(B,C):ATAN2(D)")
