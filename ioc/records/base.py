@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from ..database.dbd import FieldSpec, RecordTypeSpec
 from .constants import (DBE_ALARM, DBE_LOG, DBE_PROPERTY, DBE_VALUE, MAX_LOCK,
                         SCAN_PASSIVE, TSE_DEVICE_TIME, Sevr, Stat)
-from .fields import (ENUM_TYPES, FLOAT_TYPES, LINK_TYPES, FieldValueError, coerce,
+from .fields import (FLOAT_TYPES, LINK_TYPES, FieldValueError, coerce,
                      default_value)
 
 if TYPE_CHECKING:
@@ -195,9 +195,6 @@ class Record:
         if ls:
             for cb in list(ls):
                 cb(mask)
-
-    def has_watchers(self, fname: str) -> bool:
-        return fname in self.channels or fname in self.listeners
 
     # --------------------------------------------------------------- alarms
     def set_sevr(self, stat: int, sevr: int, msg: str = "") -> bool:
@@ -499,6 +496,3 @@ class Record:
     def __repr__(self) -> str:
         return f"<{self.rtype} {self.name}>"
 
-
-def is_enum_field(rec: Record, fname: str) -> bool:
-    return rec.field_type(fname) in ENUM_TYPES

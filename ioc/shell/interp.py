@@ -11,7 +11,6 @@ makes the IOC exit non-zero before anything is served.
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -143,7 +142,3 @@ class Shell:
             except ShellError as exc:
                 self.print(str(exc))
 
-
-def resolve_path(path: str) -> str:
-    """A path as given (relative to the current directory, as iocsh does)."""
-    return os.path.expanduser(path)

@@ -226,4 +226,3 @@ def test_timestamp_from_time_source_by_tse(tmp_path):
     assert db.lookup("T0").time == (1000, 5)
     assert db.lookup("T3").time == (2000, 7)
     assert db.lookup("T9").time == (0, 0)         # unknown event: TIME kept
-    assert DBE_LOG  # masks are importable constants
