@@ -50,8 +50,9 @@ class PutNotify:
         self.future = loop.create_future()
 
     def add(self, rec: "Record") -> None:
-        self.pending.add(rec)
-        rec.notify = self
+        if rec not in self.pending:
+            self.pending.add(rec)
+            rec.notifies.append(self)
 
     def done(self, rec: "Record") -> None:
         self.pending.discard(rec)
@@ -112,7 +113,7 @@ class Record:
         self.channels: dict[str, Any] = {}    # field -> CA channel (created on first connect)
         self.listeners: dict[str, list[Callable[[int], None]]] = {}
         self.time: tuple[int, int] = (0, 0)   # EPICS epoch seconds, nanoseconds
-        self.notify: PutNotify | None = None
+        self.notifies: list[PutNotify] = []   # put-callbacks waiting for this record
         self.infos: dict[str, str] = {}
         self.aliases: list[str] = []
         self.scan_key = None                  # where the scanner has this record listed
@@ -357,7 +358,7 @@ class Record:
             log.info("%s: Process %s", self.db.thread_name(), self.name)
         self.process()
         notify = _NotifyScope.current
-        if f["PACT"] and notify is not None and self.notify is None:
+        if f["PACT"] and notify is not None:
             # Went asynchronous inside a put-with-callback: the put completes with us.
             notify.add(self)
 
@@ -373,7 +374,8 @@ class Record:
 
     def _complete_async(self) -> None:
         saved = _NotifyScope.current
-        _NotifyScope.current = self.notify
+        # Records this completion processes (FLNK, PP) join the first waiting put-callback.
+        _NotifyScope.current = self.notifies[0] if self.notifies else None
         try:
             self.process()
         finally:
@@ -392,8 +394,8 @@ class Record:
         f["PUTF"] = 0
 
     def _finish_notify(self) -> None:
-        if self.notify is not None:
-            n, self.notify = self.notify, None
+        waiting, self.notifies = self.notifies, []
+        for n in waiting:
             n.done(self)
 
     # ------------------------------------------------------------- puts

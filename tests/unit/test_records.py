@@ -226,3 +226,24 @@ def test_timestamp_from_time_source_by_tse(tmp_path):
     assert db.lookup("T0").time == (1000, 5)
     assert db.lookup("T3").time == (2000, 7)
     assert db.lookup("T9").time == (0, 0)         # unknown event: TIME kept
+
+
+def test_two_put_callbacks_on_a_busy_record_both_complete(tmp_path, running):
+    """A second caput -c while the record is active (PACT) must not orphan the first."""
+    db = load(tmp_path, 'record(calcout, "D") { field(ODLY, "0.2") field(INPA, "D") '
+                        'field(CALC, "A+1") }\n')
+    r = running(db)
+    rec = db.lookup("D")
+
+    def put():
+        n = PutNotify(db.loop)
+        rec.put_and_process("PROC", 1, n)
+        n.check()
+        return n
+    first = r.call(put)
+    second = r.call(put)
+    assert not first.future.done() and not second.future.done()
+    deadline = time.monotonic() + 5
+    while not (first.future.done() and second.future.done()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert first.future.done() and second.future.done()
