@@ -194,22 +194,17 @@ class Proc:
         return " | ".join(lines[-n:]) if lines else "(no output)"
 
     def stop(self) -> None:
-        if self.p.poll() is None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.p.poll() is not None:
+                break
             try:
-                os.kill(self.p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
+                os.kill(self.p.pid, sig)
                 self.p.wait(3.0)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.kill(self.p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.p.wait(3.0)
-                except subprocess.TimeoutExpired:
-                    print(f"warning: {self.name} (pid {self.p.pid}) did not die", flush=True)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        else:
+            if self.p.poll() is None:
+                print(f"warning: {self.name} (pid {self.p.pid}) did not die", flush=True)
         self._log.close()
 
 

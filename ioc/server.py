@@ -91,10 +91,9 @@ class RecordChannel(ChannelData):
         return rec.f[field]
 
     def calculate_length(self, value) -> int:
-        if isinstance(value, (list, tuple, np.ndarray)) or hasattr(value, "__len__") and \
-                not isinstance(value, (str, bytes)):
-            return len(value)
-        return 1
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            return 1
+        return len(value)
 
     @property
     def length(self) -> int:

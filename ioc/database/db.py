@@ -125,7 +125,7 @@ class Database:
                 rec = find(d.record)
                 if rec is None:
                     raise DbLoadError(d.filename, d.lineno, f"alias: record {d.record!r} not found")
-                self._check_new_name(d.alias, d, find)
+                self._check_new_name(d.alias, d.filename, d.lineno, find)
                 new_aliases[d.alias] = rec
                 continue
             rec = find(d.name)
@@ -172,8 +172,7 @@ class Database:
                                       f"can't set \"{d.name}.{fd.name}\" to {fd.value!r}: {exc}")
             extra.append((rec, d))
             for alias, lineno in d.aliases:
-                self._check_new_name(alias, RecordDef(d.rtype, alias, d.filename, lineno, [], [], []),
-                                     find)
+                self._check_new_name(alias, d.filename, lineno, find)
                 new_aliases[alias] = rec
         # Everything checked: apply.
         self.records.update(new)
@@ -194,9 +193,10 @@ class Database:
         if "$(" in d.name or "${" in d.name:
             raise DbLoadError(d.filename, d.lineno, f"undefined macro in record name {d.name!r}")
 
-    def _check_new_name(self, name: str, d, find) -> None:
+    @staticmethod
+    def _check_new_name(name: str, filename: str, lineno: int, find) -> None:
         if find(name) is not None:
-            raise DbLoadError(d.filename, d.lineno, f"alias {name!r}: name already in use")
+            raise DbLoadError(filename, lineno, f"alias {name!r}: name already in use")
 
     # -------------------------------------------------------------- iocInit
     def ioc_init(self) -> None:

@@ -74,10 +74,11 @@ def parse_float(text: str) -> float:
     try:
         return float(t)
     except ValueError:
-        try:
-            return float(int(t, 16)) if t.lower().startswith("0x") else float(t)
-        except ValueError:
-            raise FieldValueError(f"not a number: {text!r}") from None
+        pass
+    try:
+        return float(int(t, 0))        # hex integers, as epicsParseDouble accepts them
+    except ValueError:
+        raise FieldValueError(f"not a number: {text!r}") from None
 
 
 def coerce(spec: FieldSpec, value, choices: list[str] | None = None, *, strict_string: bool = False):
@@ -118,9 +119,9 @@ def coerce(spec: FieldSpec, value, choices: list[str] | None = None, *, strict_s
     if dbf in ENUM_TYPES:
         choices = choices or []
         if isinstance(value, str):
-            t = value.strip() if value.strip() in choices else value
-            if t in choices:
-                return choices.index(t)
+            for cand in (value, value.strip()):
+                if cand in choices:
+                    return choices.index(cand)
             try:
                 idx = parse_int(value)
             except FieldValueError:
