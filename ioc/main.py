@@ -21,9 +21,13 @@ from . import devsup  # noqa: F401  (registers the built-in device support)
 from .app import Ioc, IocStartError
 from .database.db import IocInitError
 from .database.errors import DbLoadError
+from .psu import devsup as _psu_devsup  # noqa: F401  (DTYP "E3631A")
+from .psu import shell as _psu_shell  # noqa: F401  (E3631AConfigure, E3631AReport)
 from .shell import core  # noqa: F401  (registers the core commands)
 from .shell.interp import Shell
 from .shell.registry import ShellError
+from timing import devsup as _timing_devsup  # noqa: F401  (DTYPs "General Time", "NTP Time")
+from timing import shell as _timing_shell  # noqa: F401  (generalTimeReport, NTPTime_Init, ...)
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(PACKAGE_DIR)

@@ -1,8 +1,9 @@
 """The time source records take their timestamps from (generalTime's consumer side).
 
-Until a registry is installed, records use :class:`OsClock`. The timing package replaces it with
-its generalTime registry through ``Database.time_source``; any object with the two methods of
-:class:`TimeSource` will do.
+``Database.time_source`` is the timing package's generalTime registry
+(``timing.general_time()``, see ``timing/registry.py``) unless another object with the two
+methods of :class:`TimeSource` is given. :class:`OsClock` is the plain OS clock, for code that
+needs a time without a registry.
 """
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ import os
 import threading
 from typing import Any, Callable
 
+from timing import general_time
+
 from ..records.base import Record
 from ..records.calc import RecordInitError
 from ..records.constants import Stat
@@ -24,7 +26,7 @@ from ..records.fields import LINK_TYPES, FieldValueError
 from ..records.links import InstioLink, LinkError, parse_link
 from ..records.registry import RECORD_TYPES
 from ..scan import Scanner
-from ..timesrc import OsClock, TimeSource
+from ..timesrc import TimeSource
 from .errors import DbLoadError
 from .parser import AliasDef, RecordDef, parse_db_file
 
@@ -56,7 +58,7 @@ class Database:
     def __init__(self, time_source: TimeSource | None = None):
         self.records: dict[str, Record] = {}
         self.aliases: dict[str, Record] = {}
-        self.time_source: TimeSource = time_source or OsClock()
+        self.time_source: TimeSource = time_source or general_time()  # generalTime
         self.scanner = Scanner(self)
         self.initialized = False
         self.running = False

@@ -55,6 +55,10 @@ class DeviceSupport:
     def write(self) -> None:
         pass
 
+    def check_put(self, fname: str, value) -> None:
+        """Called by dbPut before ``value`` is stored in field ``fname``; raise
+        ``ioc.records.base.PutError`` to refuse the put (the client gets a CA error)."""
+
     def report(self) -> str:
         return ""
 

@@ -416,6 +416,9 @@ class Record:
             new = self.coerce_field(fname, value)
         except FieldValueError as exc:
             raise PutError(f"{self.name}.{fname}: {exc}") from None
+        if self.dset is not None:
+            # Device support may refuse what its hardware would refuse (nothing is changed).
+            self.dset.check_put(fname, new)
         fs = self.spec.fields[fname]
         rescan = fs.special == "SPC_SCAN" and self.db.initialized
         if rescan and fname == "SCAN":

@@ -102,9 +102,16 @@ def test_shell_commands_on_stdin(tmp_path):
     assert "command 'noSuchCmd' not found" in r.stdout
 
 
+#: What a shipped db needs configured before it loads (its port, its provider...).
+DB_SETUP = {"e3631a.db": 'E3631AConfigure("p1", "sim://", "profile=ideal")\n'}
+
+
 def test_db_files_shipped_in_db_load_in_our_ioc(tmp_path):
     for db in sorted((ROOT / "db").glob("*.db")):
-        r = run_ioc_to_exit("-m", "P=T:,IOC=T:", "-d", str(db), stdin_text="exit\n")
+        st = tmp_path / f"{db.stem}.cmd"
+        st.write_text(DB_SETUP.get(db.name, "")
+                      + f'dbLoadRecords("{db}", "P=T:,IOC=T:,PORT=p1")\niocInit\n')
+        r = run_ioc_to_exit(str(st), stdin_text="exit\n")
         assert r.returncode == 0, f"{db}: {r.stderr}"
 
 

@@ -1,0 +1,1 @@
+"""E3631A power-supply support: transport, driver, port thread, device support, simulator."""
