@@ -588,6 +588,16 @@ class PsuPort:
                      f"settings {c['settings']}, preempts {c['preempts']}, retries {c['retries']}, "
                      f"reconnects {c['reconnects']}, cycles {c['cycles']}")
         if level >= 1:
+            t = self.transport
+            if t is not None and t.is_open:
+                try:
+                    lines_ = t.modem_lines()
+                except TransportError:
+                    lines_ = {}
+                shown = ", ".join(f"{k.upper()} {'n/a' if v is None else int(v)}"
+                                  for k, v in lines_.items())
+                lines.append(f"    modem lines: {shown} (n/a: the port cannot report it; "
+                             "a pty or an adapter without them)")
             for text, st in sorted(self.stats.items()):
                 lines.append(f"    {text:<32} n={st.count:<7} mean {st.total_s / st.count * 1e3:7.1f} ms"
                              f"  min {st.min_s * 1e3:7.1f}  max {st.max_s * 1e3:7.1f}")

@@ -9,7 +9,7 @@ epicsEnvSet("IOC", "IOCSIM:")
 E3631AConfigure("psu1", "sim://", "profile=realistic")
 dbLoadRecords("db/e3631a.db", "P=PSU1:,PORT=psu1")
 
-# Demo database (the PSU and timing subsystems join this st.cmd as they land)
+# Demo records (a soft ai/ao/calc set to try caget/caput/camonitor on)
 dbLoadRecords("db/demo.db", "P=$(IOC)")
 
 # generalTime: providers and the GTIM_* records (OS clock at 999 is always there)
