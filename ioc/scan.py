@@ -56,6 +56,12 @@ class IoScanList:
         db.call_soon_threadsafe(self._scan)
         return True
 
+    def scan_now(self) -> None:
+        """Process the list now (on the loop thread; for device support that batches its
+        hand-over to the loop itself)."""
+        self.requests += 1
+        self._scan()
+
     def _scan(self) -> None:
         with self._lock:
             recs = list(self.records)

@@ -71,6 +71,7 @@ class PortBinding:
         self.db = db
         self.ioscans: dict[str, IoScanList] = {}
         self.settings: dict[str, list] = {}       # key -> records writing it
+        self.followers: dict[str, list[str]] = {}  # readback key -> setting keys following it
         port.listeners.append(self._on_values)
         port.state_listeners.append(self._on_state)
         if port.clock is None:
@@ -84,19 +85,31 @@ class PortBinding:
 
     # -- port thread side: never block, hand over to the loop
     def _on_values(self, values: dict[str, Any], stamp, settings: bool) -> None:
-        for key in values:
-            lst = self.ioscans.get(key)
-            if lst is not None:
-                lst.request()
-        follow = [k for k, recs in self.settings.items() if _follows(k) in values]
-        if follow:
-            self.db.call_soon_threadsafe(lambda: self._sync_settings(follow, values, stamp))
+        lists = [lst for key in values if (lst := self.ioscans.get(key)) is not None]
+        follow = [k for rb in values for k in self.followers.get(rb, ())]
+        if lists or follow:
+            # One hand-over to the loop per reply (one pipe write), not one per record list.
+            self.db.call_soon_threadsafe(lambda: self._deliver(lists, follow, values, stamp))
 
     def _on_state(self, state: LinkState, stat: str, message: str) -> None:
-        for lst in self.ioscans.values():
-            lst.request()
+        lists = list(self.ioscans.values())
+        self.db.call_soon_threadsafe(lambda: self._deliver(lists, [], {}, None))
+
+    def add_setting(self, key: str, rec) -> None:
+        self.settings.setdefault(key, []).append(rec)
+        rb = _follows(key)
+        if rb is not None and key not in self.followers.setdefault(rb, []):
+            self.followers[rb].append(key)
 
     # -- loop side
+    def _deliver(self, lists: list[IoScanList], follow: list[str], values, stamp) -> None:
+        if not self.db.running:
+            return
+        for lst in lists:
+            lst.scan_now()
+        if follow:
+            self._sync_settings(follow, values, stamp)
+
     def _sync_settings(self, keys: list[str], values: dict[str, Any], stamp) -> None:
         pending = self.port.pending_keys()
         for key in keys:
@@ -160,7 +173,7 @@ class E3631ADevSup(DeviceSupport):
                                or self.key in _LINK_DEPENDENT)
         self._result: tuple[bool, str] | None = None
         if self.is_output:
-            self.binding.settings.setdefault(self.key, []).append(rec)
+            self.binding.add_setting(self.key, rec)
             follows = _follows(self.key)
             if follows is not None:
                 v = port.values.get(follows)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -160,8 +159,7 @@ class PsuDriver:
         t = self.transport
         t.flush_input()
         data = text.encode("ascii") + b"\n"
-        t.write(data)
-        deadline = time.monotonic() + t.wire_s(len(data)) + timeout_s
+        deadline = t.write(data) + timeout_s
         line, t_done = t.read_line(deadline, cancelled)
         try:
             return line.decode("ascii"), t_done
@@ -170,9 +168,7 @@ class PsuDriver:
 
     def send(self, text: str) -> float:
         """Write a program message without a reply; returns when it left (monotonic)."""
-        data = text.encode("ascii") + b"\n"
-        self.transport.write(data)
-        return time.monotonic() + self.transport.wire_s(len(data))
+        return self.transport.write(text.encode("ascii") + b"\n")
 
 
 class E3631ADriver(PsuDriver):

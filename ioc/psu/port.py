@@ -375,7 +375,8 @@ class PsuPort:
             return
         if self._readbacks:
             q = self._readbacks.pop(0)
-            self._query(q)
+            if not self._query(q, preemptible=True) and self._preempted_last:
+                self._readbacks.insert(0, q)      # after the new setting (deduplicated there)
             return
         self._poll_next()
 

@@ -12,6 +12,7 @@ is reported as "not available" (None), never as a failure (``../shared/reference
 from __future__ import annotations
 
 import errno
+import math
 import time
 from dataclasses import dataclass
 
@@ -66,6 +67,7 @@ class SerialTransport:
         self.bytes_in = 0
         self._rx = bytearray()
         self._timeout_s = -1.0
+        self._tx_done_at = 0.0
 
     # ------------------------------------------------------------------ open/close
     def open(self) -> None:
@@ -122,16 +124,21 @@ class SerialTransport:
             raise TransportError(f"{self.url}: {exc}") from None
 
     def write(self, data: bytes) -> float:
-        """Write ``data``; returns the monotonic time when the last byte left the host buffer
-        plus its wire time (when the instrument has received it all)."""
+        """Write ``data``; returns the monotonic time when its last character has reached the
+        instrument. ``flush()`` is tcdrain on a UART (it returns when the bytes are out) but
+        returns at once on a pty; the wire time is counted once either way, after whatever
+        was still on the wire."""
         port = self._port()
+        t0 = time.monotonic()
         try:
             port.write(data)
             port.flush()
         except (serial.SerialException, OSError) as exc:
             raise TransportError(f"{self.url}: write failed: {exc}") from None
+        t1 = time.monotonic()
         self.bytes_out += len(data)
-        return time.monotonic()
+        self._tx_done_at = max(t1, max(t0, self._tx_done_at) + self.wire_s(len(data)))
+        return self._tx_done_at
 
     def _set_timeout(self, timeout_s: float) -> None:
         # Setting pyserial's timeout re-reads termios; only do it when it matters.
@@ -178,7 +185,10 @@ class SerialTransport:
                 partial = bytes(buf)
                 buf.clear()
                 raise ReplyTimeout("no reply", partial)
-            self._set_timeout(remaining if poll_s is None else min(remaining, poll_s))
+            # Timeouts in 50 ms steps (rounded up): pyserial re-applies termios whenever the
+            # timeout changes, and a read returns as soon as data arrives anyway.
+            step = math.ceil(remaining / 0.05) * 0.05
+            self._set_timeout(step if poll_s is None else min(step, poll_s))
             try:
                 chunk = port.read(1)
                 if chunk:

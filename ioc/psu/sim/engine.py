@@ -184,9 +184,17 @@ class Engine:
                     pass
 
     def _next_event(self) -> float | None:
+        # Wake for the next character that changes anything (LF ends a line, Ctrl-C clears),
+        # not for every character: _advance() replays the ones before it in virtual time, so
+        # the timing and the input-buffer accounting are the same, at a fraction of the CPU.
         times = []
-        if self._inflight:
-            times.append(self._inflight[0][0])
+        for t, b, _sink, _ok in self._inflight:
+            if b in (LF, CTRL_C):
+                times.append(t)
+                break
+        else:
+            if self._inflight:
+                times.append(self._inflight[-1][0])
         if self._phase != IDLE:
             times.append(self._phase_end)
         return min(times) if times else None
