@@ -14,8 +14,9 @@ Contract (all calls on the port thread; budgets are the instrument's own times, 
 * ``take_control()`` -- ``SYST:REM`` (settings over RS-232 need remote, UG07 p.87).
 * ``queries()``    -- the readback :class:`Query` list for round-robin polling, and
   ``setting_queries()`` -- the queries that read every setting back (startup, re-init).
-* ``build(settings)`` -- the program message(s) for a batch of coalesced settings:
-                      list of :class:`Command` (text, budget_s, keys it carries).
+* ``write(setting, value)`` -- the :class:`Command` (SCPI text, busy budget, readbacks) for
+                      one setting; ``build(settings)`` -- the messages for a batch of coalesced
+                      settings (one ``APPL`` for a rail's voltage and current).
 * ``close()``
 """
 from __future__ import annotations
@@ -135,6 +136,21 @@ def format_number(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def combine(queries: list[Query]) -> Query:
+    """Several queries in one program message (``;:`` returns each to the root); the replies
+    come back joined by ``;`` before one CR LF (IEEE 488.2). ``*IDN?`` must stay alone (-440)."""
+    def parse(text: str) -> dict[str, Any]:
+        parts = text.split(";")
+        if len(parts) != len(queries):
+            raise ReplyError(f"{len(parts)} replies to {len(queries)} queries: {text!r}")
+        out: dict[str, Any] = {}
+        for q, part in zip(queries, parts):
+            out.update(q.parse(part))
+        return out
+    return Query(";:".join(q.text for q in queries), tuple(k for q in queries for k in q.keys),
+                 parse, slow=all(q.slow for q in queries))
+
+
 # ---------------------------------------------------------------------------------- driver
 class PsuDriver:
     """Base of instrument drivers (see the module docstring for the contract)."""
@@ -245,13 +261,19 @@ class E3631ADriver(PsuDriver):
             out.append(self.appl_query(rail))
         out.append(self.outp_query())
         out.append(self.error_query())
-        out.extend(self.mode_query(r) for r in RAILS)
-        out.append(self.track_query())
+        # The slow group in one message: fewer transactions, same instrument time.
+        out.append(combine([self.mode_query(r) for r in RAILS] + [self.track_query()]))
         return out
 
     def setting_queries(self) -> list[Query]:
-        """Every setting the IOC has a setpoint for (startup and re-init, bumpless)."""
-        return [self.appl_query(r) for r in RAILS] + [self.outp_query(), self.track_query()]
+        """Every setting the IOC has a setpoint for, in one message (startup and re-init,
+        bumpless)."""
+        return [combine([self.appl_query(r) for r in RAILS]
+                        + [self.outp_query(), self.track_query()])]
+
+    def write(self, setting: str, value: Any) -> Command:
+        """The program message for one setting (``build`` coalesces several)."""
+        return self.build({setting: value})[0]
 
     # --------------------------------------------------------------- settings
     @classmethod

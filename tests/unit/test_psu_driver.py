@@ -98,3 +98,14 @@ def test_comm_failure_logging_follows_nut(caplog):
     assert len(lost) == 10 + 11            # 1..10, then 20, 30, ... 120
     assert len(limiting) == 2              # at 10 and at 100
     assert len(back) == 1
+
+
+def test_several_queries_in_one_message_split_their_replies():
+    from ioc.psu.driver import RAILS, combine
+    d = _drv()
+    q = combine([d.appl_query(r) for r in RAILS] + [d.outp_query()])
+    assert q.text == "APPL? P6V;:APPL? P25V;:APPL? N25V;:OUTP?"
+    got = q.parse('"5.000000,1.000000";"0.000000,1.000000";"-2.500000,0.500000";1')
+    assert got["N25V:VOLT_RBV"] == -2.5 and got["P6V:CURR_RBV"] == 1.0 and got["OUT_RBV"] == 1
+    with pytest.raises(ReplyError):
+        q.parse('"5.000000,1.000000";1')
