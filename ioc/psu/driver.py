@@ -53,7 +53,12 @@ BUSY_FOR_SIM_PROFILE = {"realistic": "observed", "spec": "spec", "ideal": "none"
 
 
 class NoDeviceError(Exception):
-    """The port is open but no E3631A answered (or another instrument did)."""
+    """The port is open but no E3631A answered (or another instrument did). ``stat``: the
+    alarm status it deserves (TIMEOUT: silence; READ: an unreadable reply; COMM: wrong device)."""
+
+    def __init__(self, msg: str, stat: str = "COMM"):
+        super().__init__(msg)
+        self.stat = stat
 
 
 class ReplyError(Exception):
@@ -198,17 +203,17 @@ class E3631ADriver(PsuDriver):
         try:
             version, _ = self.transact("SYST:VERS?", timeout_s)
         except ReplyTimeout:
-            raise NoDeviceError("no reply to SYST:VERS?") from None
+            raise NoDeviceError("no reply to SYST:VERS?", "TIMEOUT") from None
         except ReplyError as exc:
-            raise NoDeviceError(f"SYST:VERS?: {exc}") from None
+            raise NoDeviceError(f"SYST:VERS?: {exc}", "READ") from None
         if not re.fullmatch(r"\d{4}\.\d+", version):
-            raise NoDeviceError(f"SYST:VERS? answered {version!r}, not YYYY.V")
+            raise NoDeviceError(f"SYST:VERS? answered {version!r}, not YYYY.V", "READ")
         try:
             idn, _ = self.transact("*IDN?", timeout_s)
         except ReplyTimeout:
-            raise NoDeviceError("no reply to *IDN?") from None
+            raise NoDeviceError("no reply to *IDN?", "TIMEOUT") from None
         except ReplyError as exc:
-            raise NoDeviceError(f"*IDN?: {exc}") from None
+            raise NoDeviceError(f"*IDN?: {exc}", "READ") from None
         ident = Identity(idn, version)
         if ident.model.upper() != "E3631A":
             raise NoDeviceError(f"not an E3631A: *IDN? answered {idn!r}")

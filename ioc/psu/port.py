@@ -248,9 +248,9 @@ class PsuPort:
                         self._step()
                 except TransportError as exc:
                     self._disconnect(str(exc))
-        except Exception:  # noqa: BLE001 - a bug must not kill the port silently
-            log.exception("%s: port thread crashed", self.name)
-            self._set_state(LinkState.DISCONNECTED, STAT_COMM, "port thread crashed")
+                except Exception as exc:  # noqa: BLE001 - a bug must not end the port
+                    log.exception("%s: unexpected error in the port thread", self.name)
+                    self._disconnect(f"internal error: {exc!r}")
         finally:
             self._open_attempt.set()
             self._first_attempt.set()
@@ -315,7 +315,7 @@ class PsuPort:
             ident = self.driver.identify(self.options.timeout_s)
         except NoDeviceError as exc:
             self._set_state(fail_state, STAT_COMM if fail_state == LinkState.NO_DEVICE
-                            else STAT_TIMEOUT, str(exc))
+                            else exc.stat, str(exc))
             self.comm.fail(str(exc))
             self._first_attempt.set()
             # Drop a late or partial reply before the next attempt.
@@ -496,6 +496,9 @@ class PsuPort:
                 text, t_done = self.driver.transact(
                     q.text, self.options.timeout_s,
                     (lambda: self._preempt or self._stopping) if preemptible else None)
+            except ReplyError as exc:          # e.g. non-ASCII bytes: a garbled line
+                self._fail(STAT_READ, f"{q.text}: {exc}")
+                return False
             except ReplyTimeout as exc:
                 self._polling = False
                 if str(exc) == "cancelled":

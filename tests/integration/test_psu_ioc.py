@@ -170,6 +170,7 @@ def test_fault_goes_invalid_and_recovers_by_itself(psu, sim, on, off, stats):
     time.sleep(0.5)
     assert writes(sim.state(), "P25V") == before + 1
     assert psu.proc.poll() is None
+    assert "unexpected error in the port thread" not in psu.output()
 
 
 def test_power_cycle_reidentifies_and_rereads_settings(psu, sim):
