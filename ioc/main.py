@@ -28,6 +28,8 @@ from .shell.interp import Shell
 from .shell.registry import ShellError
 from timing import devsup as _timing_devsup  # noqa: F401  (DTYPs "General Time", "NTP Time")
 from timing import shell as _timing_shell  # noqa: F401  (generalTimeReport, NTPTime_Init, ...)
+from timing.evt import devsup as _evt_devsup  # noqa: F401  (DTYPs "EventTime", "Soft EVG")
+from timing.evt import shell as _evt_shell  # noqa: F401  (EvtTimeConfigure, EvtTimeReport, ...)
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(PACKAGE_DIR)

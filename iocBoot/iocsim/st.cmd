@@ -18,4 +18,12 @@ dbLoadRecords("db/generalTime.db", "IOC=$(IOC)")
 #-   NTPTime_Init(100)
 #-   dbLoadRecords("db/ntp.db", "IOC=$(IOC)")
 
+# Event time: the soft event system (EVG + EVR on a multicast link on this host) and EventTime
+# as the event master (generalTime priority 70: GTIM_CUR_SRC shows EventTime once valid).
+#- Its sync messages stay on this host unless EVT_SYNC_ADDR_LIST says otherwise.
+epicsEnvSet("EVT_SYNC_ADDR_LIST", "$(EVT_SYNC_ADDR_LIST=127.255.255.255)")
+EvtSoftHwConfigure("239.255.18.1:18324", 37)
+EvtTimeConfigure(1, 1, 1000000, 18323, 18322, 250)
+dbLoadRecords("db/evtTime.db", "IOC=$(IOC)")
+
 iocInit

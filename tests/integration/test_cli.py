@@ -103,7 +103,10 @@ def test_shell_commands_on_stdin(tmp_path):
 
 
 #: What a shipped db needs configured before it loads (its port, its provider...).
-DB_SETUP = {"e3631a.db": 'E3631AConfigure("p1", "sim://", "profile=ideal")\n'}
+DB_SETUP = {"e3631a.db": 'E3631AConfigure("p1", "sim://", "profile=ideal")\n',
+            "evtTime.db": 'epicsEnvSet("EVT_MASTER_ADDR", "127.0.0.1")\n'
+                          'EvtSoftHwConfigure("239.255.18.1:18334", 0)\n'
+                          'EvtTimeConfigure(0, 1, 1000000, 18333, 18332, 50)\n'}
 
 
 def test_db_files_shipped_in_db_load_in_our_ioc(tmp_path):

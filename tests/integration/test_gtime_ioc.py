@@ -296,5 +296,6 @@ def test_record_time_stamps_registry_and_device(start_ioc, chrony, tmp_path):
 
 def test_shipped_default_stcmd_loads_generaltime(start_ioc):
     ioc = start_ioc("-S", ready_pv="IOCSIM:GTIM_CUR_SRC", cwd=ROOT)
-    wait_for(value_is("IOCSIM:GTIM_CUR_SRC", ioc.port, "OS Clock"), 5, what="OS Clock")
-    assert caget_value("IOCSIM:GTIM_HI_SRC", ioc.port) == "OS Clock"
+    # It runs an event master (issue 5): EventTime at 70 is the source once valid.
+    wait_for(value_is("IOCSIM:GTIM_CUR_SRC", ioc.port, "EventTime"), 5, what="EventTime")
+    assert caget_value("IOCSIM:GTIM_HI_SRC", ioc.port) == "EventTime"
