@@ -180,6 +180,9 @@ def test_master_and_two_slaves_become_valid_and_agree(group):
     assert pv(g.master, "GTIM_HI_SRC") == "EventTime"
     wait_pv(g.master, "EVT_PLL_LOCKED", "Locked", 15)
     assert abs(float(pv(g.master, "EVT_OFFSET_US"))) < 200
+    for p in g.all:       # event time - host clock: the PLL steers onto chrony's (the host's)
+        _, rest = stamp(p.ioc + "EVT_HOST_OFFSET_US", p.port)
+        assert "INVALID" not in rest and abs(float(rest.split()[0])) < 1000, (p.ioc, rest)
     # The PLL trims the +37 ppm oscillator back to 1 MHz.
     wait_for(lambda: abs(float(pv(g.master, "EVT_CLK_HZ")) - 1e6 * (1 - 37e-6)) < 10, 15,
              interval_s=0.2, what="tick rate trimmed by -37 ppm")
@@ -195,6 +198,8 @@ def test_stream_lost_then_validation_refused_until_the_stream_is_back(group):
         assert wait_pv(p, "EVT_FAULT", "EVT_stream_lost", 1.5 + SLACK_S) < 1.5 + SLACK_S
         line = caget("-a", p.ioc + "EVT_VALID", port=p.port)
         assert "Invalid" in line and "MAJOR" in line, line
+        wait_for(lambda: "READ INVALID" in caget("-a", p.ioc + "EVT_HOST_OFFSET_US",
+                                                 port=p.port), 2, what=f"{p.ioc} offset INVALID")
     wait_pv(g.master, "GTIM_CUR_SRC", "NTP", 5)
     for s in g.slaves:
         wait_pv(s, "GTIM_CUR_SRC", "OS Clock", 5)

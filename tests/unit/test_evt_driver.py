@@ -272,3 +272,25 @@ def test_master_and_slave_agree_and_survive_a_flood(pair):
         assert ts is not None and (last is None or ts >= last), (last, ts)
         last = ts
     assert "sync_slave, valid" in s.report(1) and "PLL:" in m.report(1)
+
+
+def test_host_offset_uses_the_tightest_host_clock_pair_and_is_none_while_invalid():
+    from timing.evt.devsup import host_offset_ns
+    evt, rx, role = slave()
+    epoch_ns = 631152000 * NS
+    evt.set_stamp(evt.sync_state(), 1_000 * NS)
+    rx.ticks = 250_000                                  # event time 1000.25 s past the epoch
+    # Host reads: the first try spans 40 us (a thread switch), the second 2 us.
+    host = iter([epoch_ns + 1_000_240_000_000, epoch_ns + 1_000_280_000_000,
+                 epoch_ns + 1_000_249_990_000, epoch_ns + 1_000_249_992_000,
+                 epoch_ns + 1_000_260_000_000, epoch_ns + 1_000_290_000_000])
+    assert host_offset_ns(evt, host_ns=lambda: next(host)) is None     # never valid yet
+    evt.valid = True
+    host = iter([epoch_ns + 1_000_249_900_000, epoch_ns + 1_000_249_940_000,
+                 epoch_ns + 1_000_249_990_000, epoch_ns + 1_000_249_992_000,
+                 epoch_ns + 1_000_250_000_000, epoch_ns + 1_000_250_030_000])
+    off, ev = host_offset_ns(evt, host_ns=lambda: next(host))
+    assert ev == 1_000_250_000_000 and off == 9_000       # against the 2 us pair's midpoint
+    evt.set_stamp(evt.sync_state(), now_ns() - 250_000_000)       # event time = host clock
+    off, _ = host_offset_ns(evt)                          # the real host clock
+    assert abs(off) < 10_000_000, off

@@ -19,6 +19,14 @@ stringin  TIME         event time now (read directly, valid or not); with TSE -2
 ai        CLK_HZ       tick frequency now (master: as the PLL set it; slave: as measured)
 ai        OFFSET       us: master: event time minus the reference (generalTime without 70),
                        measured at processing; slave: the last jam (its stamp minus the master's)
+ai        HOST_OFFSET  us: event time minus the host clock (``CLOCK_REALTIME``), sampled at
+                       processing: event time read between two host-clock reads and compared
+                       with their midpoint; of :data:`HOST_TRIES` such triples the one with the
+                       shortest host interval wins (a thread switch lengthens it). With TSE -2
+                       the time stamp is the event time read (the sampling instant). READ/INVALID
+                       while event time is invalid. IOCs on one host share the host clock, so
+                       the difference of two IOCs' values sampled at the same instant is the
+                       difference of their event times (``bench/evt.py``: ``slave_offset_us``)
 bi        PLL_LOCKED   master PLL lock (a slave has no PLL: 0)
 longin    SYNC_CNT     sync messages sent (master) or accepted (slave)
 longin    BAD_MSG_CNT  UDP messages dropped (malformed, wrong magic, unauthenticated, foreign
@@ -36,19 +44,23 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 from ioc.devsup.registry import DeviceSupport, register
 from ioc.records.base import PutError
 from ioc.records.constants import NO_CONVERT, TSE_DEVICE_TIME, Sevr, Stat
 from ioc.scan import IoScanList
 
-from ..registry import format_stamp
+from ..registry import POSIX_TIME_AT_EPICS_EPOCH, format_stamp
 from . import driver, soft
 from .hw import SYNC_EVENT
 
 log = logging.getLogger("timing.evt")
 _NS = 1_000_000_000
 _STRING_LEN = 39
+_EPOCH_NS = POSIX_TIME_AT_EPICS_EPOCH * _NS
+#: HOST_OFFSET: samples (host, event, host) taken per processing; the tightest one is used.
+HOST_TRIES = 3
 
 #: Processed at every change of validity, fault, PLL lock or master.
 STATE_SCAN = IoScanList("EventTime state")
@@ -104,13 +116,50 @@ class _EvtDevice(_ParmDevice):
         return NO_CONVERT
 
 
+def host_offset_ns(evt, tries: int = HOST_TRIES,
+                   host_ns=time.time_ns) -> tuple[int, int] | None:
+    """(event time - host clock, ns; event time read, ns past the EPICS epoch), or None while
+    event time is invalid. Each try reads the host clock, event time and the host clock again
+    and compares event time with the midpoint of the two host reads (off by at most half their
+    spread); the try with the smallest spread wins."""
+    best = None
+    for _ in range(tries):
+        h1 = host_ns()
+        ev = evt.now_ns()
+        h2 = host_ns()
+        if ev is None or not evt.valid:
+            return None
+        if best is None or h2 - h1 < best[0]:
+            best = (h2 - h1, ev + _EPOCH_NS - (h1 + h2) // 2, ev)
+    return best[1], best[2]
+
+
 class AiEventTime(_EvtDevice):
-    PARMS = frozenset({"CLK_HZ", "OFFSET"})
+    PARMS = frozenset({"CLK_HZ", "OFFSET", "HOST_OFFSET"})
     DSET = "devAiEventTime"
 
     def value(self):
         evt = self.obj
         return evt.clock_hz_now() if self.parm == "CLK_HZ" else evt.offset_us()
+
+    def read(self) -> int:
+        if self.parm != "HOST_OFFSET":
+            return super().read()
+        rec = self.record
+        sample = host_offset_ns(self.obj)
+        if sample is None:
+            rec.set_sevr(Stat.READ, Sevr.INVALID, "event time invalid")
+            if rec.f["TSE"] == TSE_DEVICE_TIME:
+                now = rec.db.time_source.get_current()
+                if now is not None:
+                    rec.time = now
+            return NO_CONVERT
+        off_ns, ev = sample
+        rec.f["VAL"] = off_ns / 1e3
+        rec.f["UDF"] = 0
+        if rec.f["TSE"] == TSE_DEVICE_TIME:
+            rec.time = divmod(ev, _NS)
+        return NO_CONVERT
 
 
 class BiEventTime(_EvtDevice):
