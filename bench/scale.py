@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -45,7 +44,7 @@ if __package__ in (None, ""):            # python bench/scale.py
 from bench import _psu_bound as bound                                      # noqa: E402
 from bench._psu_common import (CLK_TCK, NAN, ROOT, CaSetup, log_warnings,  # noqa: E402
                                mean, median, proc_cpu_s, proc_rss_kb)
-from bench.ca import Proc, fmt, ratio                                      # noqa: E402
+from bench.ca import Proc, bench_main, fmt, ratio                                      # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOTAL_BUDGET_S = 170.0
@@ -384,24 +383,7 @@ class Bench:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--keep-logs", action="store_true",
-                    help="keep the IOC logs and the generated st.cmd files")
-    args = ap.parse_args(argv)
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    bench = Bench(keep_logs=args.keep_logs)
-    try:
-        return bench.run()
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
-        return 1
-    finally:
-        bench.close()
+    return bench_main(Bench, argv, __doc__.split("\n\n")[0], "keep the IOC logs and the generated st.cmd files")
 
 
 if __name__ == "__main__":
