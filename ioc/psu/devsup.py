@@ -193,21 +193,18 @@ class E3631ADevSup(DeviceSupport):
             state = port.state if port.state is not None else LinkState.DISCONNECTED
             f["VAL"] = int(state)
             f["UDF"] = 0
-            rec.time = port._now_stamp()
+            rec.time = port.now_stamp()
             return NO_CONVERT
         if key == "COMM_MSG":
             f["VAL"] = (port.message or "")[:39]
             f["UDF"] = 0
-            rec.time = port._now_stamp()
+            rec.time = port.now_stamp()
             return NO_CONVERT
         entry = port.values.get(key)
         if self.link_dependent and port.state != LinkState.OK:
             rec.set_sevr(_STAT.get(port.stat, Stat.COMM), Sevr.INVALID, port.message)
-            rec.time = port._now_stamp()
-            if entry is None:
-                return NO_CONVERT
-            # Keep the last value (and its time): clients see it INVALID.
-            rec.time = entry[1] if entry is not None else rec.time
+            # Keep the last value and its time (clients see it INVALID); none yet: now.
+            rec.time = entry[1] if entry is not None else port.now_stamp()
             return NO_CONVERT
         if entry is None:
             rec.set_sevr(Stat.UDF, Sevr.INVALID, "no reading yet")

@@ -34,10 +34,12 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable
 
+from ..timesrc import OsClock
 from .driver import Command, E3631ADriver, NoDeviceError, PsuDriver, Query, ReplyError
-from .transport import PortBusyError, ReplyTimeout, SerialSettings, SerialTransport, TransportError
+from .transport import ReplyTimeout, SerialSettings, SerialTransport, TransportError
 
 log = logging.getLogger("ioc.psu")
+_OS_CLOCK = OsClock()
 
 COMM_ERR_LIMIT = 10          # NUT serial.h SER_ERR_LIMIT
 COMM_ERR_RATE = 100          # NUT serial.h SER_ERR_RATE
@@ -270,42 +272,34 @@ class PsuPort:
         self._backoff_s = min(self._backoff_s * 2, self.options.backoff_max_s)
 
     # ---------------------------------------------------------------- connect
+    def _attempt_failed(self, state: LinkState, stat: str, why: str) -> None:
+        """A connection attempt failed: publish the state, log it (rate-limited), back off."""
+        self._open_attempt.set()
+        self._set_state(state, stat, why)
+        self.comm.fail(why)
+        self._first_attempt.set()
+        self._backoff()
+
     def _connect(self) -> None:
         url = self.url
         if self._resolve is not None:
             try:
                 url = self._resolve()
             except NoDeviceError as exc:
-                self._open_attempt.set()
-                self._set_state(LinkState.NO_DEVICE, STAT_COMM, str(exc))
-                self.comm.fail(str(exc))
-                self._first_attempt.set()
-                self._backoff()
+                self._attempt_failed(LinkState.NO_DEVICE, STAT_COMM, str(exc))
                 return
             self.url = url
         self.transport = SerialTransport(url, self.serial_settings)
         self.driver = self.driver_cls(self.transport, busy=self.options.busy)
         try:
             self.driver.open()
-        except PortBusyError as exc:
-            self._open_attempt.set()
+        except TransportError as exc:       # PortBusyError included: its message says why
             self.transport = None
-            self._set_state(LinkState.DISCONNECTED, STAT_COMM, str(exc))
-            self.comm.fail(str(exc))
-            self._first_attempt.set()
-            self._backoff()
-            return
-        except TransportError as exc:
-            self._open_attempt.set()
-            self.transport = None
-            self._set_state(LinkState.DISCONNECTED, STAT_COMM, str(exc))
-            self.comm.fail(str(exc))
-            self._first_attempt.set()
-            self._backoff()
+            self._attempt_failed(LinkState.DISCONNECTED, STAT_COMM, str(exc))
             return
         self._open_attempt.set()
         self.counters["reconnects"] += 1
-        self._publish({"PORT": url}, self._now_stamp(), settings=False)
+        self._publish({"PORT": url}, self.now_stamp(), settings=False)
         self._identify_and_init(LinkState.NO_DEVICE)
 
     def _identify_and_init(self, fail_state: LinkState) -> None:
@@ -314,22 +308,19 @@ class PsuPort:
             self._wait_ready()
             ident = self.driver.identify(self.options.timeout_s)
         except NoDeviceError as exc:
-            self._set_state(fail_state, STAT_COMM if fail_state == LinkState.NO_DEVICE
-                            else exc.stat, str(exc))
-            self.comm.fail(str(exc))
-            self._first_attempt.set()
             # Drop a late or partial reply before the next attempt.
             self.transport.device_clear()
-            self._backoff()
+            self._attempt_failed(fail_state, STAT_COMM if fail_state == LinkState.NO_DEVICE
+                                 else exc.stat, str(exc))
             return
         self.identity = ident
         self._publish({"IDN": ident.idn, "FW_VERS": ident.version, "ERR_CNT": self.err_count,
                        "ERR_MSG": self.values.get("ERR_MSG", ("", None))[0]},
-                      self._now_stamp(), settings=False)
+                      self.now_stamp(), settings=False)
         # Remote first: settings over RS-232 need it (UG07 p.87).
         self._ready_at = self.driver.take_control() + self.driver.busy["other"]
         self._after_write = True
-        self._publish({"REMOTE": 1}, self._now_stamp(), settings=True)
+        self._publish({"REMOTE": 1}, self.now_stamp(), settings=True)
         # Bumpless: read every setting back before anything may be written.
         for q in self.driver.setting_queries():
             if not self._query(q, settings=True):
@@ -359,10 +350,7 @@ class PsuPort:
             self.driver.close()
         self.transport = None
         self._polling = False
-        self._set_state(LinkState.DISCONNECTED, STAT_COMM, why)
-        self.comm.fail(why)
-        self._first_attempt.set()
-        self._backoff()
+        self._attempt_failed(LinkState.DISCONNECTED, STAT_COMM, why)
 
     # ---------------------------------------------------------------- main step
     def _step(self) -> None:
@@ -421,12 +409,12 @@ class PsuPort:
                 del self.cmd_latency_s[:-1000]
                 for w in sp.waiters:
                     w(True, "", latency)
-                self._publish({"CMD_LATENCY_MS": latency * 1000.0}, self._now_stamp(),
+                self._publish({"CMD_LATENCY_MS": latency * 1000.0}, self.now_stamp(),
                               settings=False)
             if "REMOTE" in cmd.keys:
                 # No query reads remote/local back: the command taken is the new state.
                 self._publish({"REMOTE": int(bool(self._last_values(cmd, "REMOTE")))},
-                              self._now_stamp(), settings=False)
+                              self.now_stamp(), settings=False)
             for q in cmd.readbacks:
                 if all(q.text != r.text for r in self._readbacks):
                     self._readbacks.append(q)
@@ -474,7 +462,7 @@ class PsuPort:
         self.refresh_s = now - self._cycle_start
         self._cycle_start = now
         self.counters["cycles"] += 1
-        self._publish({"REFRESH_S": self.refresh_s}, self._now_stamp(), settings=False)
+        self._publish({"REFRESH_S": self.refresh_s}, self.now_stamp(), settings=False)
 
     _preempted_last = False
 
@@ -536,7 +524,7 @@ class PsuPort:
                     self._readbacks.insert(0, self.driver.error_query())
             if "TRACK_RBV" in values and isinstance(self.driver, E3631ADriver):
                 self.driver._tracking_hint = bool(values["TRACK_RBV"])
-            self._publish(values, self._now_stamp(), settings=settings)
+            self._publish(values, self.now_stamp(), settings=settings)
             return True
         return False
 
@@ -547,13 +535,14 @@ class PsuPort:
         self.transport.device_clear()
 
     # ---------------------------------------------------------------- publishing
-    def _now_stamp(self) -> tuple[int, int]:
+    def now_stamp(self) -> tuple[int, int]:
+        """Now as an EPICS (sec, nsec) from the IOC's time registry (the OS clock before the
+        port is bound to a database, or if every provider fails)."""
         if self.clock is not None:
             stamp = self.clock()
             if stamp is not None:
                 return stamp
-        from ..timesrc import OsClock
-        return OsClock().get_current()
+        return _OS_CLOCK.get_current()
 
     def _publish(self, values: dict[str, Any], stamp: tuple[int, int], *, settings: bool) -> None:
         with self._cv:
