@@ -357,6 +357,14 @@ class EventTime:
         self.bad_msgs += 1
         self.bad_reasons[reason] = self.bad_reasons.get(reason, 0) + 1
 
+    def decode(self, data: bytes) -> "wire.TsMessage | None":
+        """A received datagram as a message, or None after counting why it was dropped."""
+        try:
+            return wire.decode(data, self.cfg.key)
+        except wire.BadMessage as exc:
+            self.count_bad(str(exc))
+            return None
+
     # ================================================================ lifecycle
     def start(self) -> None:
         """EventTime_Init: handlers, role threads, clock watch, hardware init, registration."""

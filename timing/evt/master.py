@@ -193,10 +193,8 @@ class MasterRole:
 
     def handle_request(self, data: bytes, addr) -> None:
         evt = self.evt
-        try:
-            msg = wire.decode(data, self.cfg.key)
-        except wire.BadMessage as exc:
-            evt.count_bad(str(exc))
+        msg = evt.decode(data)
+        if msg is None:
             return
         if msg.type == wire.TYPE_SYNC_REQUEST:
             self.requests_ignored += 1

@@ -174,10 +174,8 @@ class SlaveRole:
 
     def _take_reply(self, data: bytes, addr, nonce: int, rtt_s: float, t1: float) -> bool:
         evt = self.evt
-        try:
-            msg = wire.decode(data, self.cfg.key)
-        except wire.BadMessage as exc:
-            evt.count_bad(str(exc))
+        msg = evt.decode(data)
+        if msg is None:
             return False
         if msg.type != wire.TYPE_TIME_REQUEST or msg.seq != nonce:
             evt.count_bad("unexpected reply")
@@ -217,10 +215,8 @@ class SlaveRole:
     def handle_sync(self, data: bytes, addr) -> bool:
         """One datagram on the slave port; True if it was accepted."""
         evt = self.evt
-        try:
-            msg = wire.decode(data, self.cfg.key)
-        except wire.BadMessage as exc:
-            evt.count_bad(str(exc))
+        msg = evt.decode(data)
+        if msg is None:
             return False
         if msg.type != wire.TYPE_SYNC_MSG:
             evt.count_bad("unexpected type")
