@@ -1,7 +1,8 @@
 """The IOC process: database, CA server thread, hooks, and clean shutdown.
 
 Threads: the main thread runs the shell (st.cmd, then the prompt or a wait); ``iocInit`` starts
-the "cas" thread, which owns the asyncio loop: record processing, scans, and caproto's server.
+the "cas" thread, which owns the asyncio loop: record processing, scans, and the CA server
+(``ioc.ca``).
 Other subsystems (serial ports, timing) register ``at_init``/``at_exit`` hooks and run their own
 threads; ``stop()`` runs the exit hooks in reverse order, stops the loop and joins its thread.
 """
@@ -14,7 +15,7 @@ import threading
 from typing import Callable
 
 from .database.db import Database
-from .server import IocContext, PvDirectory, install_log_filters
+from .ca.server import CaServer
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ class IocStartError(Exception):
 class Ioc:
     def __init__(self):
         self.db = Database()
-        self.ctx: IocContext | None = None
+        self.server: CaServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.exit_requested = threading.Event()
@@ -59,7 +60,6 @@ class Ioc:
         self.db.ioc_init()
         for hook in self._init_hooks:
             hook(self)
-        install_log_filters()
         self.thread = threading.Thread(target=self._run_loop, name="cas", daemon=True)
         self.db.loop_thread = self.thread
         self.thread.start()
@@ -88,8 +88,7 @@ class Ioc:
         finally:
             self._ready.set()
             try:
-                # Cancel whatever caproto left running (it does not cancel its own tasks when
-                # one of them fails), so no coroutine outlives the loop.
+                # Cancel whatever is left running, so no coroutine outlives the loop.
                 pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
                 for t in pending:
                     t.cancel()
@@ -102,30 +101,15 @@ class Ioc:
     async def _main(self) -> None:
         self._stop_event = asyncio.Event()
         await self.db.start()
-        ctx_class = IocContext
-        if os.environ.get("PSU_IOC_STOCK_CAPROTO") == "1":
-            # Diagnostics only: caproto's own Context/circuit, to reproduce the defects that
-            # IocContext fixes (see ioc/server.py and tests/integration/test_ca_robustness.py).
-            from caproto.asyncio.server import Context as ctx_class
-        self.ctx = ctx_class(PvDirectory(self.db), self.interfaces)
-        server = asyncio.get_running_loop().create_task(self.ctx.run(), name="caproto")
-        # Wait until caproto has bound its sockets (or failed trying).
-        while self.ctx.port is None and not server.done():
-            await asyncio.sleep(0.005)
-        if server.done():
-            await server                    # raises the bind error
-        self.port = self.ctx.port
+        self.server = CaServer(self.db, self.interfaces, self.port)
+        await self.server.start()           # raises the bind error
+        self.port = self.server.port
         self._ready.set()
-        stopper = asyncio.get_running_loop().create_task(self._stop_event.wait())
-        await asyncio.wait({server, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        await self.db.stop()
-        if not server.done():
-            server.cancel()
         try:
-            await server
-        except asyncio.CancelledError:
-            pass
-        stopper.cancel()
+            await self._stop_event.wait()
+        finally:
+            await self.db.stop()
+            await self.server.stop()
 
     # --------------------------------------------------------------- shutdown
     def request_exit(self) -> None:

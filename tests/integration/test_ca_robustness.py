@@ -1,10 +1,10 @@
-"""Channel Access robustness and latency of the record layer on caproto 1.3.0.
+"""Channel Access robustness and latency under load.
 
-The crash: with caproto's stock server, a subscriber that cancels its subscription while the
-server is flooded with updates kills the server ("deque mutated during iteration"). The producer
-here is pure EPICS: a calc record that re-processes itself through a CP link on its own VAL, so
-it runs flat out. The test first shows the defect with caproto's stock Context (diagnostic switch
-PSU_IOC_STOCK_CAPROTO=1), then that our Context survives the same client behaviour.
+caproto 1.3.0's server died ("deque mutated during iteration") when a subscriber cancelled its
+subscription while the server was flooded with updates (the server has since been replaced by
+``ioc.ca``; tests/stalled_client.py still reproduces that crash against caproto's own Context).
+The producer here is pure EPICS: a calc record that re-processes itself through a CP link on its
+own VAL, so it runs flat out; a client with 50 subscriptions stops reading, cancels one, drains.
 """
 from __future__ import annotations
 
@@ -33,19 +33,6 @@ def _stall_and_cancel(ioc, pv: str) -> None:
     """50 subscriptions, no reading for 3 s, cancel one, drain (see tests/stalled_client.py)."""
     subprocess.run([sys.executable, STALLED, "127.0.0.1", str(ioc.port), pv, "50"],
                    capture_output=True, text=True, timeout=30)
-
-
-def test_stock_caproto_dies_when_unsubscribing_under_load(start_ioc, tmp_path):
-    """Reproduces the caproto 1.3.0 defect, so the guard below is known to matter."""
-    db = tmp_path / "flood.db"
-    db.write_text(FLOOD_DB)
-    ioc = start_ioc("-S", "-m", "P=FL:", "-d", str(db), ready_pv="FL:SP",
-                    extra_env={"PSU_IOC_STOCK_CAPROTO": "1"})
-    _stall_and_cancel(ioc, "FL:CNT")
-    assert "deque mutated during iteration" in ioc.output()
-    # The IOC notices that its server died and exits with an error instead of lingering.
-    wait_for(lambda: ioc.proc.poll() is not None, 10, what="IOC to exit")
-    assert ioc.proc.returncode == 1
 
 
 def test_our_server_survives_unsubscribing_under_load(start_ioc, tmp_path):

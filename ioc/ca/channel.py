@@ -1,0 +1,221 @@
+"""Channels and subscriptions: how a record's fields meet CA clients.
+
+* :class:`FieldChannel` — one per ``REC.FIELD`` that any client has open (kept in
+  ``record.channels[field]``, shared by aliases and by every client). ``Record.post`` calls its
+  :meth:`FieldChannel.post` (db_post_events): a field log is taken once per post and offered to
+  every subscription whose event mask matches.
+* :class:`ClientChannel` — one per CREATE_CHAN of one circuit (a dbChannel): the field, the
+  long-string modifier, its own filter chain, and the final type and element count the client
+  was told.
+* :class:`Subscription` — one EVENT_ADD: data type, count, mask. Updates go into its circuit's
+  event queue (see ``ioc.ca.circuit``), bounded per subscription as EPICS's event queue is.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..records.fields import CA_TYPES, ENUM_TYPES, LINK_TYPES
+from . import dbr
+from .fieldlog import FieldLog
+
+if TYPE_CHECKING:
+    from ..records.base import Record
+    from .circuit import Circuit
+    from .filters import FilterChain
+
+PVLINK_STRINGSZ = 1024      # a link field read as a long string (dbChannel.c)
+
+
+class FieldChannel:
+    """Server side of one record field; posts go from here to the subscriptions."""
+
+    __slots__ = ("record", "field", "dbf", "is_array", "subs", "nchan", "_now", "_now_epoch")
+
+    def __init__(self, record: "Record", field: str):
+        self.record = record
+        self.field = field
+        self.dbf = "DBF_STRING" if field == "RTYP" else record.field_type(field)
+        self.is_array = field == "VAL" and hasattr(record, "array")
+        self.subs: dict[Subscription, None] = {}
+        self.nchan = 0                  # client channels open on this field
+        self._now: FieldLog | None = None
+        self._now_epoch = -1
+
+    @property
+    def nelm(self) -> int:
+        return self.record.f["NELM"] if self.is_array else 1
+
+    def value_now(self):
+        """The field's value: a scalar, or the array of its NORD used elements."""
+        rec = self.record
+        if self.field == "RTYP":
+            return rec.rtype
+        if self.is_array:
+            return rec.array()
+        return rec.f[self.field]
+
+    def make_log(self, mask: int) -> FieldLog:
+        """db_create_event_log: scalars copied (immutable Python values), arrays referenced."""
+        rec = self.record
+        f = rec.f
+        if self.is_array:
+            return FieldLog(None, self.dbf, f["NORD"], f["STAT"], f["SEVR"], rec.time, mask,
+                            f.get("AMSG", ""), f.get("UTAG", 0))
+        return FieldLog(self.value_now(), self.dbf, 1, f["STAT"], f["SEVR"], rec.time, mask,
+                        f.get("AMSG", ""), f.get("UTAG", 0))
+
+    def current_log(self, epoch: int) -> FieldLog:
+        """A read log of the field now; within one server epoch (in which no record changes)
+        every caller gets the same one, so its encoding can be shared."""
+        if self._now_epoch != epoch or self._now is None:
+            self._now = self.make_log(0)
+            self._now_epoch = epoch
+        return self._now
+
+    def post(self, mask: int) -> None:
+        """db_post_events for this field (called by ``Record.post`` on the loop thread)."""
+        if not self.subs:
+            return
+        fl = None
+        for sub in self.subs:
+            m = sub.mask & mask
+            if not m:
+                continue
+            if fl is None:
+                fl = self.make_log(mask)
+            chan = sub.chan
+            if chan.ls or chan.chain is not None:
+                log = chan.prepare(fl, m)
+                if log is None:
+                    continue
+                sub.queue(log)
+            else:
+                sub.queue(fl)
+
+
+class ClientChannel:
+    """One client's channel on a field (dbChannel): modifiers, filters, final type/count."""
+
+    __slots__ = ("cid", "sid", "circuit", "fc", "record", "field", "ls", "chain", "dbf",
+                 "nelm", "ca_type", "subs", "name", "write_ok", "put_busy", "server",
+                 "_md", "_md_epoch")
+
+    def __init__(self, circuit: "Circuit", cid: int, sid: int, fc: FieldChannel, name: str,
+                 long_string: bool, chain_factory):
+        self.circuit = circuit
+        self.server = circuit.server
+        self._md: dict = {}
+        self._md_epoch = -1
+        self.cid = cid
+        self.sid = sid
+        self.fc = fc
+        self.record = fc.record
+        self.field = fc.field
+        self.name = name
+        self.ls = long_string
+        if long_string:
+            if fc.dbf == "DBF_STRING":
+                size = fc.record.field_spec(fc.field).size if fc.field != "RTYP" else 40
+                self.nelm = size or 40
+            else:
+                self.nelm = PVLINK_STRINGSZ
+            self.dbf = "DBF_CHAR"
+        else:
+            self.nelm = fc.nelm
+            self.dbf = fc.dbf
+        self.chain: FilterChain | None = None
+        if chain_factory is not None:
+            self.chain = chain_factory(self)
+            if self.chain is not None:
+                self.dbf = self.chain.final_dbf
+                self.nelm = self.chain.final_count
+        self.ca_type = int(CA_TYPES[self.dbf])
+        self.subs: dict[int, Subscription] = {}
+        self.write_ok = fc.field != "RTYP" and fc.record.is_writable(fc.field)
+        self.put_busy = False
+
+    # -- the long-string view of a string or link field
+    def _ls_log(self, fl: FieldLog) -> FieldLog:
+        text = fl.value if isinstance(fl.value, str) else str(fl.value)
+        raw = text.encode("latin-1", "replace")[: self.nelm - 1] + b"\0"
+        arr = np.frombuffer(raw, dtype=np.uint8)
+        return FieldLog(arr, "DBF_CHAR", len(arr), fl.stat, fl.sevr, fl.time, fl.mask,
+                        fl.amsg, fl.utag)
+
+    def prepare(self, fl: FieldLog, mask: int) -> FieldLog | None:
+        """A posted log as this channel sees it: long-string view, then the pre-chain."""
+        if self.ls:
+            fl = self._ls_log(fl)
+        if self.chain is None:
+            return fl
+        if fl.mask != mask:
+            fl = fl.copy()
+            fl.mask = mask
+        return self.chain.pre(fl)
+
+    def read_log(self) -> FieldLog | None:
+        """The field now, as a get on this channel returns it (read log through the chain)."""
+        fl = self.fc.current_log(self.server.epoch)
+        if self.ls:
+            fl = self._ls_log(fl)
+        if self.chain is not None:
+            out = self.chain.read(fl)
+            return out if out is not None else fl
+        return fl
+
+    # -- dbr.Source
+    def read_array(self) -> np.ndarray:
+        return self.record.array()
+
+    def meta(self) -> dict:
+        """rset metadata of the field (units, precision, limits), read once per server epoch:
+        nothing changes a record between two epochs (see ``CaServer.epoch``)."""
+        if self.ls or self.dbf != self.fc.dbf:
+            return {}
+        epoch = self.server.epoch
+        if self._md_epoch != epoch:
+            self._md = self.record.metadata(self.field)
+            self._md_epoch = epoch
+        return self._md
+
+    def enum_strs(self) -> list[str] | None:
+        if self.fc.dbf in ENUM_TYPES and self.dbf == self.fc.dbf:
+            return self.record.choices(self.field)
+        return None
+
+    def precision(self) -> int:
+        if self.dbf != self.fc.dbf:
+            return 0
+        return int(self.meta().get("precision", 0))
+
+    def is_link(self) -> bool:
+        return self.fc.dbf in LINK_TYPES
+
+
+class Subscription:
+    """One EVENT_ADD. ``npend``/``last`` track its entries in the circuit's event queue."""
+
+    __slots__ = ("circuit", "chan", "subid", "dtype", "count", "mask", "npend", "last",
+                 "dead", "__weakref__")
+
+    def __init__(self, circuit: "Circuit", chan: ClientChannel, subid: int, dtype: int,
+                 count: int, mask: int):
+        self.circuit = circuit
+        self.chan = chan
+        self.subid = subid
+        self.dtype = dtype
+        self.count = count
+        self.mask = mask
+        self.npend = 0
+        self.last: list | None = None
+        self.dead = False
+
+    def queue(self, fl: FieldLog) -> None:
+        """db_queue_event_log: append, or replace this subscription's newest queued update when
+        it already has EVENT_ENTRIES queued or the client is in flow control / not reading."""
+        self.circuit.queue_event(self, fl)
+
+    def encode(self, fl: FieldLog) -> tuple[bytes, int]:
+        return dbr.encode(self.dtype, self.count, fl, self.chan)
