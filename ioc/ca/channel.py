@@ -98,9 +98,9 @@ class FieldChannel:
 class ClientChannel:
     """One client's channel on a field (dbChannel): modifiers, filters, final type/count."""
 
-    __slots__ = ("cid", "sid", "circuit", "fc", "record", "field", "ls", "chain", "dbf",
-                 "nelm", "ca_type", "subs", "name", "write_ok", "put_busy", "server",
-                 "_md", "_md_epoch")
+    __slots__ = ("cid", "sid", "circuit", "fc", "record", "field", "ls", "ls_size", "chain",
+                 "dbf", "nelm", "ca_type", "subs", "name", "write_ok", "put_busy", "server",
+                 "native", "_md", "_md_epoch")
 
     def __init__(self, circuit: "Circuit", cid: int, sid: int, fc: FieldChannel, name: str,
                  long_string: bool, chain_factory):
@@ -115,12 +115,14 @@ class ClientChannel:
         self.field = fc.field
         self.name = name
         self.ls = long_string
+        self.ls_size = 0
         if long_string:
             if fc.dbf == "DBF_STRING":
                 size = fc.record.field_spec(fc.field).size if fc.field != "RTYP" else 40
-                self.nelm = size or 40
+                self.ls_size = size or 40
             else:
-                self.nelm = PVLINK_STRINGSZ
+                self.ls_size = PVLINK_STRINGSZ
+            self.nelm = self.ls_size
             self.dbf = "DBF_CHAR"
         else:
             self.nelm = fc.nelm
@@ -132,14 +134,26 @@ class ClientChannel:
                 self.dbf = self.chain.final_dbf
                 self.nelm = self.chain.final_count
         self.ca_type = int(CA_TYPES[self.dbf])
+        # The client sees the field's own values (so its units, limits, states apply).
+        self.native = not long_string and self.ca_type == int(CA_TYPES[fc.dbf])
         self.subs: dict[int, Subscription] = {}
         self.write_ok = fc.field != "RTYP" and fc.record.is_writable(fc.field)
         self.put_busy = False
 
     # -- the long-string view of a string or link field
     def _ls_log(self, fl: FieldLog) -> FieldLog:
+        """The long-string view: a DBF_STRING field is its whole NUL-padded buffer (base's
+        dbGet copies the field's bytes; CA's DBR_CHAR is read as UCHAR, so no truncation); a
+        link field is its text, NUL-terminated, cut to the channel's final count (dbGet's
+        getLinkValue, which runs whatever the filters did)."""
         text = fl.value if isinstance(fl.value, str) else str(fl.value)
-        raw = text.encode("latin-1", "replace")[: self.nelm - 1] + b"\0"
+        raw = text.encode("latin-1", "replace")
+        if self.fc.dbf == "DBF_STRING":
+            size = self.ls_size
+            raw = raw[: size - 1]
+            raw = raw + b"\0" * (size - len(raw))
+        else:
+            raw = raw[: max(self.nelm, 1) - 1] + b"\0"
         arr = np.frombuffer(raw, dtype=np.uint8)
         return FieldLog(arr, "DBF_CHAR", len(arr), fl.stat, fl.sevr, fl.time, fl.mask,
                         fl.amsg, fl.utag)
@@ -148,6 +162,8 @@ class ClientChannel:
         """A posted log as this channel sees it: long-string view, then the pre-chain."""
         if self.ls:
             fl = self._ls_log(fl)
+            if self.fc.dbf != "DBF_STRING":
+                return fl           # a link's text is read whatever the filters say
         if self.chain is None:
             return fl
         if fl.mask != mask:
@@ -155,11 +171,25 @@ class ClientChannel:
             fl.mask = mask
         return self.chain.pre(fl)
 
+    def finish_ls(self, fl: FieldLog, count: int) -> FieldLog:
+        """dbGet's last step for a long string: of the ``count`` elements read (all when 0),
+        the last one is made NUL and the count cut to the string's length + 1."""
+        v = self.read_array() if fl.value is None else fl.value
+        n = len(v) if count == 0 else min(count, len(v))
+        if n == 0:
+            return fl
+        raw = bytes(np.asarray(v[:n], dtype=np.uint8))
+        raw = raw[: n - 1].split(b"\0", 1)[0] + b"\0"
+        return FieldLog(np.frombuffer(raw, dtype=np.uint8), "DBF_CHAR", len(raw), fl.stat,
+                        fl.sevr, fl.time, fl.mask, fl.amsg, fl.utag)
+
     def read_log(self) -> FieldLog | None:
         """The field now, as a get on this channel returns it (read log through the chain)."""
         fl = self.fc.current_log(self.server.epoch)
         if self.ls:
             fl = self._ls_log(fl)
+            if self.fc.dbf != "DBF_STRING":
+                return fl
         if self.chain is not None:
             out = self.chain.read(fl)
             return out if out is not None else fl
@@ -167,26 +197,28 @@ class ClientChannel:
 
     # -- dbr.Source
     def read_array(self) -> np.ndarray:
+        if self.ls:
+            return self._ls_log(self.fc.make_log(0)).value
         return self.record.array()
 
     def meta(self) -> dict:
-        """rset metadata of the field (units, precision, limits), read once per server epoch:
-        nothing changes a record between two epochs (see ``CaServer.epoch``)."""
-        if self.ls or self.dbf != self.fc.dbf:
+        """rset metadata of the field (units, precision, limits), read again only after a
+        field put somewhere in the IOC (``Database.put_count``): only puts change them."""
+        if not self.native:
             return {}
-        epoch = self.server.epoch
+        epoch = self.record.db.put_count
         if self._md_epoch != epoch:
             self._md = self.record.metadata(self.field)
             self._md_epoch = epoch
         return self._md
 
     def enum_strs(self) -> list[str] | None:
-        if self.fc.dbf in ENUM_TYPES and self.dbf == self.fc.dbf:
+        if self.fc.dbf in ENUM_TYPES and self.native:
             return self.record.choices(self.field)
         return None
 
     def precision(self) -> int:
-        if self.dbf != self.fc.dbf:
+        if not self.native:
             return 0
         return int(self.meta().get("precision", 0))
 

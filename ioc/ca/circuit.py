@@ -402,6 +402,8 @@ class Circuit(asyncio.Protocol):
                             f"protocol buffer PV=\"{chan.name}\"", chan.cid)
             return
         fl = chan.read_log()
+        if chan.ls:
+            fl = chan.finish_ls(fl, count)
         try:
             body, n = dbr.encode(dtype, count, fl, chan)
         except dbr.ConvertError:
@@ -430,11 +432,13 @@ class Circuit(asyncio.Protocol):
                             f"into protocol buffer PV=\"{chan.name}\"", chan.cid)
             return b""
         plain = not chan.ls and chan.chain is None
-        if plain:
+        if chan.ls:
+            fl = chan.finish_ls(fl, count)
+        elif plain:
             # Every plain channel on a field encodes a log alike: reuse it within an epoch.
             enc = fl.enc
             if enc is not None and enc[0] == dtype and enc[1] == count and \
-                    enc[2] == self.server.epoch and enc[3] is chan.fc:
+                    enc[2] == self.server.db.put_count and enc[3] is chan.fc:
                 return _pack_hdr(cmd, enc[4], dtype, enc[5], P.ECA_NORMAL, p2) + enc[6] \
                     if enc[4] < 0xFFFF and enc[5] < 0xFFFF else \
                     P.header(cmd, enc[4], dtype, enc[5], P.ECA_NORMAL, p2) + enc[6]
@@ -442,7 +446,7 @@ class Circuit(asyncio.Protocol):
             body, n = dbr.encode(dtype, count, fl, chan)
             status = P.ECA_NORMAL
             if plain:
-                fl.enc = (dtype, count, self.server.epoch, chan.fc, len(body), n, body)
+                fl.enc = (dtype, count, self.server.db.put_count, chan.fc, len(body), n, body)
         except dbr.ConvertError:
             n = count
             body = P.padded(b"\0" * dbr.dbr_size_n(dtype, count))

@@ -19,13 +19,14 @@ import errno
 import itertools
 import logging
 import os
-import re
 import socket
 from typing import TYPE_CHECKING
 
 from . import protocol as P
+from . import filters
 from .channel import ClientChannel, FieldChannel
 from .circuit import Circuit
+from .filters import split_pv_name
 from .udp import SearchProtocol, send_beacons
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ioc.ca")
 
-_FIELD_PART = re.compile(r"[A-Za-z0-9_]*")
 _MAX_TCP = 16 * 1024                # rsrv's MAX_TCP: the smallest request limit
 _AUTO_ARRAY_LIMIT = 64 * 1024 * 1024
 
@@ -99,28 +99,18 @@ class CaServer:
         self._beacons: asyncio.Task | None = None
         self._sids = itertools.count(1)
         self.n_channels = 0
-        # Bumped whenever records may have changed (a batch of requests, a put, a flush of
-        # posted updates): metadata read within one epoch is reused (ClientChannel.meta).
+        # Bumped whenever records may have changed (each batch of requests, each put): the
+        # read log of a field taken within one epoch is shared (FieldChannel.current_log).
         self.epoch = 0
 
     # ------------------------------------------------------------------ names
     def resolve(self, name: str) -> tuple["Record", str, str] | None:
         """(record, field, rest) for a channel name, or None when the record or field does
         not exist (dbChannelTest: the record part, then the field part; "VAL" by default)."""
-        recname, dot, rest = name.partition(".")
-        if not dot:
-            # A record name alone; modifiers need a field name before them, as in base.
-            rec = self.db.lookup(name)
-            return (rec, "VAL", "") if rec is not None else None
+        recname, field, tail = split_pv_name(name)
         rec = self.db.lookup(recname)
         if rec is None:
             return None
-        m = _FIELD_PART.match(rest)
-        field = m.group(0)
-        tail = rest[m.end():]
-        if not field:
-            field = "VAL"
-        field = field.upper() if field.upper() == "RTYP" else field
         if field != "RTYP" and not rec.has_field(field):
             return None
         return rec, field, tail
@@ -128,13 +118,6 @@ class CaServer:
     def find(self, name: str) -> bool:
         """Whether a search for ``name`` is answered (the record and field exist)."""
         return self.resolve(name) is not None
-
-    def field_channel(self, rec: "Record", field: str) -> FieldChannel:
-        fc = rec.channels.get(field)
-        if fc is None:
-            fc = FieldChannel(rec, field)
-            rec.channels[field] = fc
-        return fc
 
     def create_channel(self, circuit: Circuit, cid: int, name: str) -> ClientChannel | None:
         """A new client channel, or None (logged) where base answers CREATE_CH_FAIL."""
@@ -145,7 +128,6 @@ class CaServer:
         long_string = False
         factory = None
         if tail:
-            from . import filters
             try:
                 parsed = filters.parse_channel_name(name)
             except filters.FilterError as exc:
@@ -153,8 +135,8 @@ class CaServer:
                             circuit.host, exc)
                 return None
             long_string = parsed.long_string
-            fc0 = self.field_channel(rec, field)
-            if long_string and not (fc0.dbf == "DBF_STRING" or fc0.dbf.endswith("LINK")):
+            dbf = "DBF_STRING" if field == "RTYP" else rec.field_type(field)
+            if long_string and not (dbf == "DBF_STRING" or dbf.endswith("LINK")):
                 log.warning("CA channel %r: '$' applies to string and link fields only", name)
                 return None
             specs = parsed.filters
@@ -165,14 +147,15 @@ class CaServer:
                                              read_array=chan.read_array, name=name)
                     return filters.build_chain(specs, info, now=self.db.time_source.
                                                get_current)
-        fc = self.field_channel(rec, field)
+        fc = rec.channels.get(field) or FieldChannel(rec, field)
         try:
             chan = ClientChannel(circuit, cid, next(self._sids) & 0xFFFFFFFF, fc, name,
                                  long_string, factory)
-        except Exception as exc:    # noqa: BLE001 - includes FilterError from the chain
+        except filters.FilterError as exc:
             log.warning("CA channel %r from %s@%s refused: %s", name, circuit.user,
                         circuit.host, exc)
             return None
+        rec.channels[field] = fc
         self.n_channels += 1
         fc.nchan += 1
         return chan

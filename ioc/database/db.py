@@ -66,6 +66,9 @@ class Database:
         self.loop_thread: threading.Thread | None = None
         self._after_init: list[tuple[Record, bool]] = []
         self.loaded_files: list[str] = []
+        # Counts field puts (dbPut) of every record: what a put may change (units, limits,
+        # state strings...) is unchanged while this is, so readers may cache it.
+        self.put_count = 0
 
     # --------------------------------------------------------------- lookup
     def lookup(self, name: str) -> Record | None:

@@ -431,6 +431,7 @@ class Record:
             self.db.scanner.remove(self)
         old = f.get(fname)
         f[fname] = new
+        self.db.put_count += 1
         try:
             self.special(fname, after=True)
         except PutError:
