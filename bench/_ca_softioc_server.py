@@ -1,9 +1,10 @@
-"""pythonSoftIOC server for bench/ca.py (subprocess: ``python _ca_softioc_server.py DBFILE``).
+"""pythonSoftIOC server for bench/ca.py (subprocess: ``python _ca_softioc_server.py DBFILE [P]``).
 
 One EPICS base IOC (pythonSoftIOC 4.7, PVA off) serving two PV sets:
 
-* ``S:``  - the very same .db file the IOC under test loads (ao FLNK ai, and the calc
-  self-CP producer), processed by EPICS base's own record layer: the like-for-like reference;
+* ``S:`` (or the prefix P given) - the very same .db file the IOC under test loads (ao FLNK
+  ai, and the calc self-CP producer), processed by EPICS base's own record layer: the
+  like-for-like reference;
 * ``SP:`` - the same PVs made with ``softioc.builder`` and Python callbacks, the way a
   pythonSoftIOC user writes them: ``AO`` is an aOut whose ``on_update`` (asyncio dispatcher,
   ``blocking=True`` so a put-callback waits for it) calls ``AI.set(value)`` on an aIn;
@@ -20,6 +21,7 @@ import sys
 
 def main() -> None:
     dbfile = sys.argv[1]
+    prefix = sys.argv[2] if len(sys.argv) > 2 else "S:"
     from softioc import asyncio_dispatcher, builder, softioc
 
     dispatcher = asyncio_dispatcher.AsyncioDispatcher()
@@ -49,7 +51,7 @@ def main() -> None:
 
     builder.aOut("N", initial_value=0.0, PREC=0, on_update=on_n)
     builder.LoadDatabase()
-    softioc.dbLoadDatabase(dbfile, substitutions="P=S:")
+    softioc.dbLoadDatabase(dbfile, substitutions=f"P={prefix}")
     softioc.iocInit(dispatcher, enable_pva=False)
     print("softioc bench server: running", flush=True)
     softioc.non_interactive_ioc()

@@ -17,7 +17,10 @@ put->monitor p50 (put AO without callback, time until the AI monitor brings that
 monitor updates/s received by 1 and by 10 clients while the server posts a bounded run of
 counter values as fast as it can, and whether every client got the final value (a client that
 has not received it 2 s after the producer posted it has lost it; the bench polls the counter
-to see when the producer finished).
+to see when the producer finished). The same producer run with no client gives the processing
+rate the 10-client run is compared with (``proc_rate_10c_vs_0c``). Subscription add+clear
+pairs/s come from bench/_ca_common's raw pipelined client (20 in flight), also against EPICS
+base's own softIoc binary (``base``, started for that figure only).
 The measurements of the different servers are interleaved in rounds so that machine noise
 hits them alike. The last line is ``RESULT ca key=value ...`` for scripts. Not a test: the
 exit status is 0 whether or not the targets are met (1 only if the bench itself broke).
@@ -53,8 +56,17 @@ MON_POLL_S = 0.02               # the bench polls CNT this often to see the prod
 MON_RUN_MAX_S = 25.0            # a producer run is cut after this long
 PUT_MON_TIMEOUT_S = 2.0
 
+SUB_CHURN_PAIRS = 10000         # subscription add+clear pairs per server (raw client)
+SUB_CHURN_MAX_S = 1.0           # per server and round (bare caproto does ~200 pairs/s)
+
 TARGET_OVERHEAD = 1.10
 TARGET_PUT_TO_MON_US = 2000.0
+# against EPICS base (pythonSoftIOC's "softioc" column) and the server's own no-client rate
+TARGET_SUB_VS_SOFTIOC = 0.3     # sub add+clear pairs/s, at least
+TARGET_GET_VS_SOFTIOC = 1.3     # get p50, at most
+TARGET_P2M_VS_SOFTIOC = 1.5     # put->monitor p50, at most
+TARGET_MON_TOTAL_10C = 1.0      # updates/s received by 10 clients together, at least
+TARGET_PROC_10C_VS_0C = 0.8     # record processing with 10 clients vs none, at least
 
 DB_TEXT = """\
 # bench/ca.py: one ao/ai pair and a bounded flat-out producer.
@@ -244,6 +256,7 @@ class Bench:
         self.chids: dict[str, dict[str, int]] = {}
         self.res: dict[str, dict[str, float]] = {c: {} for c in COLUMNS}
         self.notes: list[str] = []
+        self.base_sub_rate = NAN
 
     # -- time
     def left(self) -> float:
@@ -253,7 +266,7 @@ class Bench:
     def setup_env(self) -> tuple[dict, dict[str, dict]]:
         taken: set[int] = set()
         rep_port = free_port(taken)
-        for name in ("ours", "caproto", "softioc"):
+        for name in ("ours", "caproto", "softioc", "base"):
             self.ports[name] = free_port(taken)
         self.rep_port = rep_port
         common = {
@@ -291,6 +304,9 @@ class Bench:
                         PREFIX["caproto"]],
             "softioc": [sys.executable, os.path.join(HERE, "_ca_softioc_server.py"), dbfile],
         }
+        bindir = epics_bin_dir()
+        if bindir:                  # EPICS base's own softIoc, for the sub churn figure only
+            cmds["base"] = [os.path.join(bindir, "softIoc"), "-S", "-m", "P=B:", "-d", dbfile]
         for name, cmd in cmds.items():
             try:
                 self.procs[name] = Proc(name, cmd, envs[name], self.logdir)
@@ -424,6 +440,25 @@ class Bench:
                 r[f"{key}_p50"], r[f"{key}_p99"] = percentile(us, 50), percentile(us, 99)
             r["put_mon_lost"] = lost[c]
 
+    def measure_sub_churn(self) -> None:
+        """Subscription add+clear pairs/s (bench/_ca_common.sub_churn_rates: raw pipelined
+        client, 20 in flight) on AO of every server and of EPICS base's softIoc (``base``)."""
+        from bench._ca_common import CAError, sub_churn_rates, wait_ca_ready
+        where = {c: (self.ports[PROCESS_OF[c]], PREFIX[c] + "AO") for c in self.live()}
+        base = self.procs.get("base")
+        if base is not None:
+            try:
+                wait_ca_ready(self.ports["base"], "B:AO", READY_TIMEOUT_S, base.alive)
+                where["base"] = (self.ports["base"], "B:AO")
+            except CAError as exc:
+                self.notes.append(f"EPICS base softIoc: {exc} {base.tail(3)}")
+        rates, notes = sub_churn_rates(where, SUB_CHURN_PAIRS, ROUNDS, SUB_CHURN_MAX_S,
+                                       keep_going=lambda: self.left() >= 80)
+        self.notes += notes
+        self.base_sub_rate = rates.pop("base", NAN)
+        for col, rate in rates.items():
+            self.res[col]["sub_rate"] = rate
+
     def run_clients(self, col: str, nclients: int, env: dict) -> None:
         """One producer run watched by ``nclients`` fresh pyepics subprocesses.
 
@@ -519,6 +554,10 @@ class Bench:
                     continue
                 if line and line.startswith("{"):
                     results[i] = json.loads(line)
+            if nclients == 0:           # the producer alone: its processing rate
+                r[f"producer_ms_{key}"] = ((t_done - t_trig) * 1e3 if t_done is not None
+                                           else NAN)
+                return
             rates, got_last, n_total, ooo = [], 0, 0, 0
             t_last = t_trig
             for i in range(nclients):
@@ -605,10 +644,21 @@ class Bench:
         self.line("put_to_monitor_us p50", "put_mon_p50")
         self.line("put_to_monitor_us p99", "put_mon_p99")
         self.line("put_to_monitor lost (no AI update within 2 s)", "put_mon_lost", ratios=False)
+        self.line(f"sub_add_clear_pairs_per_s (raw client, {SUB_CHURN_PAIRS} pairs, 20 in flight)",
+                  "sub_rate")
+        print(f"sub_add_clear_pairs_per_s EPICS base softIoc: {fmt(self.base_sub_rate)} "
+              f"ours/base={fmt(ratio(R['ours'].get('sub_rate', NAN), self.base_sub_rate), 2)}",
+              flush=True)
         print(f"# monitor rate: {N_PRODUCE} posts per run; a client's rate = updates received / "
               f"(time of its last update - time of the trigger put); the final value counts as "
               f"lost if it has not arrived {GRACE_S:.0f} s after the producer reached it",
               flush=True)
+        self.line("producer_run_ms 0c (no monitoring client)", "producer_ms_0c")
+        for c in COLUMNS:
+            R[c]["proc_10c_vs_0c"] = ratio(R[c].get("producer_ms_0c", NAN),
+                                           R[c].get("producer_ms_10c", NAN))
+        self.line("processing rate with 10 clients / with none (producer_ms_0c / "
+                  "producer_ms_10c)", "proc_10c_vs_0c", digits=2, ratios=False)
         for n in N_CLIENTS:
             k = f"{n}c"
             self.line(f"monitor_updates_per_s {n} client{'s' if n > 1 else ''}"
@@ -648,6 +698,20 @@ class Bench:
               f"{verdict(None if p2m != p2m else p2m <= TARGET_PUT_TO_MON_US)}", flush=True)
         print(f"target every client receives the last value (ours): "
               f"{verdict(None if all_last != all_last else bool(all_last))}", flush=True)
+        sub_vs_soft = ratio(ours.get("sub_rate", NAN), soft.get("sub_rate", NAN))
+        p2m_vs_soft = ratio(p2m, soft.get("put_mon_p50", NAN))
+        total_vs_soft = ratio(ours.get("rate_10c_total", NAN), soft.get("rate_10c_total", NAN))
+        proc = ours.get("proc_10c_vs_0c", NAN)
+        for label, value, target, at_least in (
+                ("sub add+clear pairs/s vs softioc", sub_vs_soft, TARGET_SUB_VS_SOFTIOC, True),
+                ("get p50 vs softioc", get_vs_soft, TARGET_GET_VS_SOFTIOC, False),
+                ("put_to_monitor p50 vs softioc", p2m_vs_soft, TARGET_P2M_VS_SOFTIOC, False),
+                ("10 clients: updates received/s (all together) vs softioc", total_vs_soft,
+                 TARGET_MON_TOTAL_10C, True),
+                ("10 clients: processing rate vs no client", proc, TARGET_PROC_10C_VS_0C, True)):
+            ok = None if value != value else (value >= target if at_least else value <= target)
+            print(f"target {label} {'>=' if at_least else '<='} {target:.2f}: {fmt(value, 2)} "
+                  f"{verdict(ok)}", flush=True)
         keys = [
             ("get_us_p50", fmt(ours.get("get_p50", NAN))),
             ("put_to_monitor_us", fmt(p2m)),
@@ -677,6 +741,16 @@ class Bench:
             ("softioc_get_us_p50", fmt(soft.get("get_p50", NAN))),
             ("caproto_put_to_monitor_us", fmt(cap.get("put_mon_p50", NAN))),
             ("softioc_put_to_monitor_us", fmt(soft.get("put_mon_p50", NAN))),
+            ("sub_pairs_per_s", fmt(ours.get("sub_rate", NAN))),
+            ("sub_vs_softioc", fmt(sub_vs_soft, 3)),
+            ("softioc_sub_pairs_per_s", fmt(soft.get("sub_rate", NAN))),
+            ("base_sub_pairs_per_s", fmt(self.base_sub_rate)),
+            ("sub_vs_base", fmt(ratio(ours.get("sub_rate", NAN), self.base_sub_rate), 3)),
+            ("proc_rate_10c_vs_0c", fmt(proc, 3)),
+            ("softioc_proc_rate_10c_vs_0c", fmt(soft.get("proc_10c_vs_0c", NAN), 3)),
+            ("mon_total_10c", fmt(ours.get("rate_10c_total", NAN))),
+            ("softioc_mon_total_10c", fmt(soft.get("rate_10c_total", NAN))),
+            ("mon_total_10c_vs_softioc", fmt(total_vs_soft, 3)),
             ("elapsed_s", fmt(time.monotonic() - self.t_start, 1)),
         ]
         print("RESULT ca " + " ".join(f"{k}={v}" for k, v in keys), flush=True)
@@ -723,7 +797,8 @@ class Bench:
         self.connect()
         if self.live():
             self.measure_latency()
-            for n in N_CLIENTS:
+            self.measure_sub_churn()
+            for n in (0,) + N_CLIENTS:
                 for col in self.live():
                     self.run_clients(col, n, client_env)
         self.server_log_notes()
@@ -753,19 +828,24 @@ class Bench:
             shutil.rmtree(self.logdir, ignore_errors=True)
 
 
-def bench_main(bench_cls, argv: list[str] | None, description: str, keep_help: str) -> int:
+def bench_main(bench_cls, argv: list[str] | None, description: str, keep_help: str,
+               add_args=None) -> int:
     """The benchmarks' shared entry point: ``--keep-logs``, SIGTERM as an interrupt, and the
-    bench's ``close()`` whatever happens (no server left running)."""
+    bench's ``close()`` whatever happens (no server left running). ``add_args(parser)`` adds a
+    bench's own options; the bench class then gets the parsed namespace as ``args=``."""
     import argparse
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--keep-logs", action="store_true", help=keep_help)
+    if add_args is not None:
+        add_args(ap)
     args = ap.parse_args(argv)
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    bench = bench_cls(keep_logs=args.keep_logs)
+    bench = (bench_cls(keep_logs=args.keep_logs) if add_args is None
+             else bench_cls(keep_logs=args.keep_logs, args=args))
     try:
         return bench.run()
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..records.fields import CA_TYPES, ENUM_TYPES, LINK_TYPES
+from ..records.links import link_text
 from . import dbr
 from .fieldlog import FieldLog
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from .filters import FilterChain
 
 PVLINK_STRINGSZ = 1024      # a link field read as a long string (dbChannel.c)
+_ENUM_RECORDS = frozenset({"bi", "bo", "mbbi", "mbbo"})
 
 
 class FieldChannel:
@@ -54,6 +56,8 @@ class FieldChannel:
             return rec.rtype
         if self.is_array:
             return rec.array()
+        if self.dbf in LINK_TYPES:
+            return link_text(rec.f[self.field], self.dbf)
         return rec.f[self.field]
 
     def make_log(self, mask: int) -> FieldLog:
@@ -63,8 +67,9 @@ class FieldChannel:
         if self.is_array:
             return FieldLog(None, self.dbf, f["NORD"], f["STAT"], f["SEVR"], rec.time, mask,
                             f.get("AMSG", ""), f.get("UTAG", 0))
-        return FieldLog(self.value_now(), self.dbf, 1, f["STAT"], f["SEVR"], rec.time, mask,
-                        f.get("AMSG", ""), f.get("UTAG", 0))
+        return FieldLog(self.value_now(), "RTYP" if self.field == "RTYP" else self.dbf, 1,
+                        f["STAT"], f["SEVR"], rec.time, mask, f.get("AMSG", ""),
+                        f.get("UTAG", 0))
 
     def current_log(self, epoch: int) -> FieldLog:
         """A read log of the field now; within one server epoch (in which no record changes)
@@ -137,23 +142,21 @@ class ClientChannel:
         # The client sees the field's own values (so its units, limits, states apply).
         self.native = not long_string and self.ca_type == int(CA_TYPES[fc.dbf])
         self.subs: dict[int, Subscription] = {}
-        self.write_ok = fc.field != "RTYP" and fc.record.is_writable(fc.field)
+        # rsrvCheckPut: only SPC_NOMOD fields deny write access (without an ACF); a put
+        # to another field that cannot take it fails as the put itself (ECA_PUTFAIL).
+        self.write_ok = fc.field == "RTYP" or \
+            fc.record.field_spec(fc.field).special != "SPC_NOMOD"
         self.put_busy = False
 
     # -- the long-string view of a string or link field
     def _ls_log(self, fl: FieldLog) -> FieldLog:
-        """The long-string view: a DBF_STRING field is its whole NUL-padded buffer (base's
-        dbGet copies the field's bytes; CA's DBR_CHAR is read as UCHAR, so no truncation); a
-        link field is its text, NUL-terminated, cut to the channel's final count (dbGet's
-        getLinkValue, which runs whatever the filters did)."""
+        """The long-string view of a DBF_STRING field: its whole NUL-padded buffer, as base's
+        dbGet copies the field's bytes (then ``finish_ls`` cuts it as dbGet does). A link
+        field keeps its text: getLinkValue reads it for any request (``ioc.ca.dbr``)."""
         text = fl.value if isinstance(fl.value, str) else str(fl.value)
-        raw = text.encode("latin-1", "replace")
-        if self.fc.dbf == "DBF_STRING":
-            size = self.ls_size
-            raw = raw[: size - 1]
-            raw = raw + b"\0" * (size - len(raw))
-        else:
-            raw = raw[: max(self.nelm, 1) - 1] + b"\0"
+        size = self.ls_size
+        raw = text.encode("latin-1", "replace")[: size - 1]
+        raw = raw + b"\0" * (size - len(raw))
         arr = np.frombuffer(raw, dtype=np.uint8)
         return FieldLog(arr, "DBF_CHAR", len(arr), fl.stat, fl.sevr, fl.time, fl.mask,
                         fl.amsg, fl.utag)
@@ -161,9 +164,9 @@ class ClientChannel:
     def prepare(self, fl: FieldLog, mask: int) -> FieldLog | None:
         """A posted log as this channel sees it: long-string view, then the pre-chain."""
         if self.ls:
-            fl = self._ls_log(fl)
             if self.fc.dbf != "DBF_STRING":
-                return fl           # a link's text is read whatever the filters say
+                return fl           # a link is read as its text whatever the filters say
+            fl = self._ls_log(fl)
         if self.chain is None:
             return fl
         if fl.mask != mask:
@@ -172,8 +175,11 @@ class ClientChannel:
         return self.chain.pre(fl)
 
     def finish_ls(self, fl: FieldLog, count: int) -> FieldLog:
-        """dbGet's last step for a long string: of the ``count`` elements read (all when 0),
-        the last one is made NUL and the count cut to the string's length + 1."""
+        """dbGet's last step for a long string read as chars (DBR_CHAR): of the ``count``
+        elements read (all when 0), the last one is made NUL and the count cut to the string's
+        length + 1."""
+        if self.fc.dbf != "DBF_STRING":
+            return fl               # links: getLinkValue does this (ioc.ca.dbr.encode)
         v = self.read_array() if fl.value is None else fl.value
         n = len(v) if count == 0 else min(count, len(v))
         if n == 0:
@@ -187,9 +193,9 @@ class ClientChannel:
         """The field now, as a get on this channel returns it (read log through the chain)."""
         fl = self.fc.current_log(self.server.epoch)
         if self.ls:
-            fl = self._ls_log(fl)
             if self.fc.dbf != "DBF_STRING":
                 return fl
+            fl = self._ls_log(fl)
         if self.chain is not None:
             out = self.chain.read(fl)
             return out if out is not None else fl
@@ -197,7 +203,7 @@ class ClientChannel:
 
     # -- dbr.Source
     def read_array(self) -> np.ndarray:
-        if self.ls:
+        if self.ls and self.fc.dbf == "DBF_STRING":
             return self._ls_log(self.fc.make_log(0)).value
         return self.record.array()
 
@@ -221,6 +227,13 @@ class ClientChannel:
         if not self.native:
             return 0
         return int(self.meta().get("precision", 0))
+
+    def record_states(self) -> list[str] | None:
+        """The record's state strings where its record support converts strings to states
+        (rset put_enum_str: bi, bo, mbbi, mbbo), else None."""
+        if self.record.rtype in _ENUM_RECORDS:
+            return self.record.enum_strings()
+        return None
 
     def is_link(self) -> bool:
         return self.fc.dbf in LINK_TYPES

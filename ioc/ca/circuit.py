@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..records.base import PutError, PutNotify
-from ..records.constants import DBE_VALUE
+from ..records.base import NO_VALUE, PutError, PutNotify
+from ..records.fields import FLOAT_TYPES, INT_RANGES, LINK_TYPES
+from ..records.constants import DBE_ALARM, DBE_VALUE
 from . import dbr
 from . import protocol as P
 from .channel import ClientChannel, Subscription
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ioc.ca")
 
 EVENT_ENTRIES = 4             # queued updates per subscription before replacing (dbEvent.c)
-FLUSH_INTERVAL_S = 0.0005     # minimum spacing of event flushes while updates keep coming
+MAX_DEFER_S = 0.001           # longest an update waits for the loop to have nothing else ready
 WRITE_HIGH_WATER = 256 * 1024
 MAX_LOGGED_PER_CIRCUIT = 5
 
@@ -53,6 +54,51 @@ _unpack_ext = P.unpack_ext
 _pack_hdr = P.pack_header
 _HDR_SIZE = P.HEADER_SIZE
 _MON_MASK = struct.Struct(">H").unpack_from
+_NUMERIC_DBF = FLOAT_TYPES | frozenset(INT_RANGES)
+_CHANNEL_REQUESTS = frozenset({P.EVENT_ADD, P.EVENT_CANCEL, P.READ, P.READ_NOTIFY, P.WRITE,
+                               P.WRITE_NOTIFY})
+
+
+def _put_precision(rec, field: str) -> int:
+    """The precision a double written to a string field is printed with: the record
+    support's get_precision where the record type has one, else 6 (dbFastLinkConv)."""
+    fn = getattr(rec, "rset_precision", None)
+    p = fn(field) if fn is not None else None
+    return 6 if p is None else int(p)
+
+
+class EventTask:
+    """The circuits' event delivery, at a lower priority than record processing (rsrv's event
+    tasks run below the scan tasks): queued updates are written when the loop has nothing
+    else ready to run, or once they have waited ``MAX_DEFER_S``. Isolated updates go out at
+    once; under a flat-out producer each client gets the newest values, coalesced, and record
+    processing keeps its rate."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.pending: dict["Circuit", None] = {}
+        self._handle = None
+        self._since = 0.0
+        # CPython's event loop keeps its ready callbacks in ``_ready``; without it (another
+        # loop implementation) updates simply go out on the next loop turn.
+        self._ready = getattr(loop, "_ready", None)
+
+    def request(self, circuit: "Circuit") -> None:
+        self.pending[circuit] = None
+        if self._handle is None:
+            self._since = time.monotonic()
+            self._handle = self.loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        if not self.pending:
+            return
+        if self._ready and time.monotonic() - self._since < MAX_DEFER_S:
+            self._handle = self.loop.call_soon(self._run)     # after what is waiting
+            return
+        pending, self.pending = self.pending, {}
+        for circuit in pending:
+            circuit.flush_events()
 
 
 class CloseCircuit(Exception):
@@ -79,11 +125,11 @@ class Circuit(asyncio.Protocol):
         self.write_paused = False
         self.closed = False
         self.blocked = False             # waiting for a put-callback on a busy channel
-        self.flush_handle = None
-        self.last_flush = 0.0
+        self.flush_handle: bool | None = None    # an event-task run is requested
         self.out: list[bytes] = []
         self.n_logged = 0
         self.n_msgs = 0
+        self._cur: tuple = (0, 0, 0, 0, 0, 0)      # the request being served
 
     # ----------------------------------------------------------------- transport
     def connection_made(self, transport) -> None:
@@ -148,9 +194,8 @@ class Circuit(asyncio.Protocol):
         self.evq.clear()
         self.out.clear()
         self.buf = bytearray()
-        if self.flush_handle is not None:
-            self.flush_handle.cancel()
-            self.flush_handle = None
+        self.flush_handle = None
+        self.server.events.pending.pop(self, None)
         self.server.circuits.discard(self)
 
     def _drop_channel(self, chan: ClientChannel) -> None:
@@ -192,28 +237,37 @@ class Circuit(asyncio.Protocol):
                         break
                     size, count = _unpack_ext(buf, pos + _HDR_SIZE)
                     hsize = P.EXT_HEADER_SIZE
-                msgsize = hsize + size
+                msgsize = (hsize + size) & 0xFFFFFFFF    # rsrv's unsigned arithmetic
                 hdr = (cmd, size, dtype, count, p1, p2)
                 if cmd != P.VERSION and self.minor < P.MINIMUM_SUPPORTED_VERSION:
-                    # Too old (or no VERSION yet): rsrv answers ECA_DEFUNCT, drops what it
-                    # has and keeps the connection to avoid a reconnect loop.
+                    # Too old (or no VERSION yet): rsrv answers ECA_DEFUNCT and keeps the
+                    # connection (to avoid a reconnect loop), but its drain count underflows
+                    # and it never serves that circuit again: neither do we.
                     self.send_error(hdr, P.ECA_DEFUNCT,
                                     f"CAS: Client version {self.minor} too old")
-                    self._log(f"client version {self.minor} too old", hdr)
-                    self.drain = max(0, msgsize - (n - pos))
+                    self._log(f"client version {self.minor} too old; ignoring this client",
+                              hdr)
+                    self.drain = 1 << 62
                     pos = n
                     break
+                if msgsize < hsize:
+                    # The size wrapped around (a 4 GB payload): base closes such a circuit.
+                    self._log("message size out of range", hdr)
+                    raise CloseCircuit
                 if msgsize & 7:
                     self.send_error(hdr, P.ECA_INTERNAL, "CAS: Missaligned protocol rejected")
                     self._log("misaligned message", hdr)
                     raise CloseCircuit
-                if size > self.server.max_payload:
+                if msgsize > self.server.max_payload:
                     self.send_error(hdr, P.ECA_TOLARGE,
                                     "CAS: Server unable to load large request message. "
                                     f"Max bytes={self.server.max_payload}")
                     self._log("request larger than the largest message this server takes",
                               hdr)
-                    self.drain = max(0, msgsize - (n - pos))
+                    if n - pos >= msgsize:
+                        pos += msgsize
+                        continue
+                    self.drain = msgsize - (n - pos)
                     pos = n
                     break
                 if n - pos < msgsize:
@@ -221,6 +275,7 @@ class Circuit(asyncio.Protocol):
                 payload = buf[pos + hsize:pos + msgsize] if size else b""
                 pos += msgsize
                 self.n_msgs += 1
+                self._cur = hdr
                 _TCP_TABLE.get(cmd, _bad)(self, hdr, payload)
                 if self.blocked:
                     # A put-callback waits for the busy channel: keep this message for later.
@@ -236,7 +291,7 @@ class Circuit(asyncio.Protocol):
             log.exception("CA circuit %s (%s@%s): internal error serving a request; closing",
                           self.peer, self.user, self.host)
             try:
-                self.send_error((0, 0, 0, 0, 0, 0), P.ECA_INTERNAL, "server internal error")
+                self.send_error(self._cur, P.ECA_INTERNAL, "server internal error")
             finally:
                 self.close()
             return
@@ -245,8 +300,7 @@ class Circuit(asyncio.Protocol):
         if self.evq and not (self.flow_control or self.write_paused or self.closed):
             # Updates these requests produced (initial values, puts' monitors) go out in the
             # same write as the replies, without waiting for another loop turn.
-            if self.flush_handle is not None:
-                self.flush_handle.cancel()
+            self.server.events.pending.pop(self, None)
             self.flush_events()
         else:
             self._send_out()
@@ -269,9 +323,18 @@ class Circuit(asyncio.Protocol):
                         if self.n_logged == MAX_LOGGED_PER_CIRCUIT else "")
 
     # -------------------------------------------------------------------- replies
-    def send_error(self, hdr: tuple, status: int, text: str, cid: int = 0xFFFFFFFF) -> None:
-        """CA_PROTO_ERROR: the request's header echoed, then a message (vsend_err)."""
+    def send_error(self, hdr: tuple, status: int, text: str, cid: int | None = None) -> None:
+        """CA_PROTO_ERROR: the request's header echoed, then a message (vsend_err). Its p1
+        is the client's cid when the request names a channel of this circuit (0xFFFFFFFF
+        otherwise), the search's own id for a search."""
         cmd, size, dtype, count, p1, p2 = hdr
+        if cid is None:
+            if cmd in _CHANNEL_REQUESTS:
+                cid = self._cid_of(hdr)
+            elif cmd == P.SEARCH:
+                cid = p1
+            else:
+                cid = 0xFFFFFFFF
         if (size >= 0xFFFF or count >= 0xFFFF) and self.minor >= 9:
             req = struct.pack(">HHHHIIII", cmd, 0xFFFF, dtype, 0, p1, p2, size, count)
         else:
@@ -349,7 +412,7 @@ class Circuit(asyncio.Protocol):
             raise CloseCircuit
         if size <= 1:
             return
-        name = bytes(payload).split(b"\0", 1)[0].decode("latin-1")
+        name = bytes(payload[:size - 1]).split(b"\0", 1)[0].decode("latin-1")
         if self.server.find(name):
             self.out.append(_pack_hdr(P.SEARCH, 0, self.server.port, 0, 0xFFFFFFFF, p2))
         elif dtype == P.DOREPLY:
@@ -363,7 +426,8 @@ class Circuit(asyncio.Protocol):
         if size <= 1:
             self._log("empty PV name in channel create request", hdr)
             return
-        name = bytes(payload).split(b"\0", 1)[0].decode("latin-1")
+        # rsrv NUL-terminates the name at the payload's last byte, whatever it was.
+        name = bytes(payload[:size - 1]).split(b"\0", 1)[0].decode("latin-1")
         chan = self.server.create_channel(self, cid, name)
         if chan is None:
             self.out.append(_pack_hdr(P.CREATE_CH_FAIL, 0, 0, 0, cid, 0))
@@ -386,7 +450,12 @@ class Circuit(asyncio.Protocol):
 
     # -- reads
     def _too_large(self, dtype: int, count: int) -> bool:
-        return dbr.dbr_size_n(dtype, count) > self.server.max_payload
+        """Whether the reply would not fit rsrv's send buffer (cas_copy_in_header): header,
+        extended when needed, plus the payload padded to 8."""
+        size = P.pad8(dbr.dbr_size_n(dtype, count))
+        msg = size + (P.EXT_HEADER_SIZE if size >= 0xFFFF or count >= 0xFFFF else
+                      P.HEADER_SIZE)
+        return msg > self.server.max_payload
 
     def _read(self, hdr, payload) -> None:
         """CA_PROTO_READ (the old, non-notify read): failures are ERROR messages."""
@@ -402,10 +471,14 @@ class Circuit(asyncio.Protocol):
                             f"protocol buffer PV=\"{chan.name}\"", chan.cid)
             return
         fl = chan.read_log()
-        if chan.ls:
+        if chan.ls and dtype % 7 == 4 and dtype < 35:
             fl = chan.finish_ls(fl, count)
         try:
-            body, n = dbr.encode(dtype, count, fl, chan)
+            if count == 0:
+                # dbGet with nRequest 0: the metadata, no value
+                body = P.padded(dbr.encode(dtype, 1, fl, chan)[0][:dbr.dbr_size_n(dtype, 0)])
+            else:
+                body, n = dbr.encode(dtype, count, fl, chan)
         except dbr.ConvertError:
             self.send_error(hdr, P.ECA_GETFAIL, chan.name, chan.cid)
             return
@@ -427,13 +500,15 @@ class Circuit(asyncio.Protocol):
         """read_reply: one READ_NOTIFY answer or subscription update (status in p1)."""
         if (count > 1 or (count == 0 and chan.nelm > 1)) and \
                 self._too_large(dtype, count if count else chan.nelm):
-            self.send_error((cmd, 0, dtype, count, chan.sid, p2), P.ECA_TOLARGE,
+            self.send_error((cmd, 16 if cmd == P.EVENT_ADD else 0, dtype, count, chan.sid, p2),
+                            P.ECA_TOLARGE,
                             "server unable to load read (or subscription update) response "
                             f"into protocol buffer PV=\"{chan.name}\"", chan.cid)
             return b""
         plain = not chan.ls and chan.chain is None
         if chan.ls:
-            fl = chan.finish_ls(fl, count)
+            if dtype % 7 == 4 and dtype < 35:
+                fl = chan.finish_ls(fl, count)
         elif plain:
             # Every plain channel on a field encodes a log alike: reuse it within an epoch.
             enc = fl.enc
@@ -465,6 +540,12 @@ class Circuit(asyncio.Protocol):
         if chan is None:
             self._bad_id(hdr)
         mask = _MON_MASK(payload, 12)[0] if len(payload) >= 14 else 0
+        if not mask:
+            # db_add_event refuses an empty mask; rsrv reports it as no memory and closes.
+            self.send_error(hdr, P.ECA_ALLOCMEM,
+                            f"subscription install into record {chan.record.name} failed",
+                            chan.cid)
+            raise CloseCircuit
         old = chan.subs.get(subid)
         if old is not None:
             # A client reusing a live id replaces it (rsrv would keep both; the old one could
@@ -513,18 +594,14 @@ class Circuit(asyncio.Protocol):
     def schedule_flush(self) -> None:
         if self.flush_handle is not None or self.closed or not self.evq:
             return
-        wait = self.last_flush + FLUSH_INTERVAL_S - time.monotonic()
-        if wait > 0:
-            self.flush_handle = self.loop.call_later(wait, self.flush_events)
-        else:
-            self.flush_handle = self.loop.call_soon(self.flush_events)
+        self.flush_handle = True
+        self.server.events.request(self)
 
     def flush_events(self) -> None:
         """event_read: send queued updates (post-chain, encode) in one write."""
         self.flush_handle = None
         if self.closed or self.flow_control or self.write_paused:
             return
-        self.last_flush = time.monotonic()
         self.server.epoch += 1
         q = self.evq
         out = self.out
@@ -557,25 +634,60 @@ class Circuit(asyncio.Protocol):
 
     # -- writes
     def _put_value(self, chan: ClientChannel, dtype: int, count: int, payload):
-        """The Python value a put of ``dtype``/``count`` carries (PutError if none)."""
+        """The Python value a put of ``dtype``/``count`` carries, converted as dbPut's
+        conversion routines would for the field (PutError where base's put fails)."""
         if dtype in (P.DBR_PUT_ACKT, P.DBR_PUT_ACKS):
             return np.frombuffer(bytes(payload[:2]), ">u2")
+        if dtype == P.DBR_TIME_STRING:
+            # db_access maps it to DBR_TIME, which no field takes (a base quirk, kept: a
+            # client cannot rely on it working elsewhere either)
+            raise PutError("DBR_TIME_STRING cannot be written")
         kind = dtype % 7
         skip = dbr.dbr_size_n(dtype, 1) - dbr.dbr_size_n(kind, 1) if dtype >= 7 else 0
         items = dbr.decode(kind, count, payload[skip:])
-        if kind == 0:
-            if not items:
-                raise PutError("empty put")
-            return items if chan.fc.is_array else items[0]
-        if chan.fc.is_array:
+        fc = chan.fc
+        dbf = fc.dbf
+        if len(items) == 0 and not fc.is_array:
+            return NO_VALUE
+        if dbf in LINK_TYPES:
+            # dbPutFieldLink: a string, or chars ending in a NUL
+            if kind == 0:
+                return items[0]
+            if kind == 4 and items[-1] == 0:
+                return bytes(items.astype(np.uint8)).split(b"\0", 1)[0].decode("latin-1")
+            raise PutError("a link field takes a string")
+        if fc.is_array:
+            if dbf == "DBF_STRING" and kind != 0:
+                # numbers into a string waveform: as text, doubles with its precision
+                prec = _put_precision(chan.record, chan.field)
+                return [dbr.format_double(x, prec) if isinstance(x, float) else str(int(x))
+                        for x in items.tolist()]
             return items
-        if items.size == 0:
-            raise PutError("empty put")
-        if chan.ls or (kind == 4 and chan.fc.dbf == "DBF_STRING"):
-            # A long-string put (caput -S) to a string or link field.
-            return bytes(items.astype(np.uint8)).split(b"\0", 1)[0].decode("latin-1")
+        if kind == 0:
+            text = items[0]
+            try:
+                if dbf in _NUMERIC_DBF:
+                    return dbr.put_string_number(text, dbf)
+                if dbf in dbr.ENUM_DBF:
+                    return dbr.put_string_state(text, chan.record.choices(chan.field) or [])
+            except dbr.ConvertError as exc:
+                raise PutError(str(exc)) from None
+            return text
+        if chan.ls:
+            # A long-string put (caput -S on REC.FIELD$): the chars up to the first NUL.
+            raw = bytes(items.astype(np.int64).astype(np.uint8))
+            return raw.split(b"\0", 1)[0].decode("latin-1")
         item = items[0].item()
-        if chan.fc.dbf in dbr.FLOAT_DBF or isinstance(item, float):
+        if dbf == "DBF_STRING":
+            # cvt_*_st: a number written as text, doubles with the record's precision
+            if isinstance(item, float):
+                return dbr.format_double(item, _put_precision(chan.record, chan.field))
+            return str(int(item))
+        if dbf in INT_RANGES:
+            return dbr.c_cast(item, dbf)
+        if dbf in dbr.ENUM_DBF:
+            return dbr.c_cast(item, "DBF_USHORT")
+        if dbf in dbr.FLOAT_DBF or isinstance(item, float):
             return item
         return int(item)
 
@@ -584,20 +696,28 @@ class Circuit(asyncio.Protocol):
         rec = chan.record
         f = rec.f
         if dtype == P.DBR_PUT_ACKS or dtype == P.DBR_PUT_ACKT:
+            if chan.fc.dbf in LINK_TYPES:
+                raise PutError("a link field takes a string")   # dbPutFieldLink
             v = int(self._put_value(chan, dtype, count, payload)[0]) if count else 0
+            # dbAccess putAcks/putAckt: the fields change, each is posted (value and alarm),
+            # then every monitored field of the record gets an alarm event.
+            both = DBE_VALUE | DBE_ALARM
             if dtype == P.DBR_PUT_ACKS:
-                if v >= f["ACKS"]:
-                    f["ACKS"] = 0
-                    rec.post("ACKS", DBE_VALUE)
+                if v < f["ACKS"]:
+                    return self._ack_done(notify)
+                f["ACKS"] = 0
+                rec.post("ACKS", both)
             else:
-                f["ACKT"] = int(bool(v))
+                if v == f["ACKT"]:
+                    return self._ack_done(notify)
+                f["ACKT"] = v          # stored as sent, as base does (0/1 in practice)
+                rec.post("ACKT", both)
                 if not f["ACKT"] and f["ACKS"] > f["SEVR"]:
                     f["ACKS"] = f["SEVR"]
-                    rec.post("ACKS", DBE_VALUE)
-                rec.post("ACKT", DBE_VALUE)
-            if notify is not None:
-                notify.check()
-            return
+                    rec.post("ACKS", both)
+            for fc in list(rec.channels.values()):
+                fc.post(DBE_ALARM)
+            return self._ack_done(notify)
         if dtype in (P.DBR_STSACK_STRING, P.DBR_CLASS_NAME):
             raise PutError("type cannot be written")
         value = self._put_value(chan, dtype, count, payload)
@@ -605,6 +725,11 @@ class Circuit(asyncio.Protocol):
             rec.put_and_process(chan.field, value, notify)
         finally:
             self.server.epoch += 1
+
+    @staticmethod
+    def _ack_done(notify: PutNotify | None) -> None:
+        if notify is not None:
+            notify.check()
 
     def _write(self, hdr, payload) -> None:
         cmd, size, dtype, count, sid, ioid = hdr

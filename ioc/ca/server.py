@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from . import protocol as P
 from . import filters
 from .channel import ClientChannel, FieldChannel
-from .circuit import Circuit
+from .circuit import Circuit, EventTask
 from .filters import split_pv_name
 from .udp import SearchProtocol, send_beacons
 
@@ -67,9 +67,10 @@ def _env_interfaces() -> list[str]:
 
 
 def max_payload_bytes() -> int:
-    """The largest request payload accepted (and reply built): EPICS_CA_MAX_ARRAY_BYTES,
-    at least MAX_TCP; with EPICS_CA_AUTO_ARRAY_BYTES (the default) it grows as needed in base,
-    here up to 64 MiB so that no single request can exhaust the IOC's memory."""
+    """The largest message (header and payload) taken or sent: rsrv's buffer size,
+    EPICS_CA_MAX_ARRAY_BYTES plus the largest header, at least MAX_TCP; with
+    EPICS_CA_AUTO_ARRAY_BYTES (the default) base grows its buffers as needed, here up to
+    64 MiB so that no single request can exhaust the IOC's memory."""
     text = os.environ.get("EPICS_CA_MAX_ARRAY_BYTES", "").strip()
     try:
         configured = int(text) if text else _MAX_TCP
@@ -97,7 +98,7 @@ class CaServer:
         self._servers: list[asyncio.AbstractServer] = []
         self._udp: list[asyncio.DatagramTransport] = []
         self._beacons: asyncio.Task | None = None
-        self._sids = itertools.count(1)
+        self._sids = itertools.count(0)     # as rsrv's bucket ids: 0, 1, 2... for all clients
         self.n_channels = 0
         # Bumped whenever records may have changed (each batch of requests, each put): the
         # read log of a field taken within one epoch is shared (FieldChannel.current_log).
@@ -141,12 +142,13 @@ class CaServer:
                 return None
             specs = parsed.filters
             if specs:
-                def factory(chan: ClientChannel, specs=specs):
+                def make_chain(chan: ClientChannel, specs=specs):
                     info = filters.FieldInfo(dbf=chan.dbf, nelm=chan.nelm,
                                              is_array=chan.fc.is_array or chan.ls,
                                              read_array=chan.read_array, name=name)
                     return filters.build_chain(specs, info, now=self.db.time_source.
                                                get_current)
+                factory = make_chain
         fc = rec.channels.get(field) or FieldChannel(rec, field)
         try:
             chan = ClientChannel(circuit, cid, next(self._sids) & 0xFFFFFFFF, fc, name,
@@ -174,6 +176,7 @@ class CaServer:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         loop = self.loop
+        self.events = EventTask(loop)
         tcp_socks = []
         port = self.want_port
         for iface in self.interfaces:

@@ -82,7 +82,7 @@ class SearchProtocol(asyncio.DatagramProtocol):
                 if count < P.MINIMUM_SUPPORTED_VERSION:
                     break
                 if size > 1:
-                    name = data[pos + P.HEADER_SIZE:pos + msgsize].split(b"\0", 1)[0]
+                    name = data[pos + P.HEADER_SIZE:pos + msgsize - 1].split(b"\0", 1)[0]
                     if server.find(name.decode("latin-1")):
                         replies.append(P.pack_header(P.SEARCH, 8, server.port, 0, 0xFFFFFFFF,
                                                      p2) + struct.pack(">H6x",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Record
+from .base import AnalogMeta, Record
 from .constants import CONVERT, DBE_LOG, DBE_VALUE, Sevr, Stat
 from .links import as_float
 
@@ -15,11 +15,13 @@ _IVOA_CONTINUE, _IVOA_DONT_DRIVE, _IVOA_SET_IVOV = 0, 1, 2
 _OMSL_CLOSED_LOOP = 1
 
 
-class AiRecord(Record):
+class AiRecord(AnalogMeta, Record):
     rtype = "ai"
     io_link = "INP"
-    value_like = frozenset({"VAL", "HIHI", "HIGH", "LOW", "LOLO", "HOPR", "LOPR", "HYST",
-                            "LALM", "ALST", "MLST", "MDEL", "ADEL", "SVAL"})
+    # aiRecord.c rset: EGU on DBF_DOUBLE fields but the conversion factors; HOPR/LOPR as
+    # display and control limits of the value-like fields.
+    no_egu = frozenset({"ASLO", "AOFF", "SMOO"})
+    disp_fields = ctrl_fields = AnalogMeta.disp_fields | {"SVAL"}
 
     def process(self) -> None:
         f = self.f
@@ -63,20 +65,18 @@ class AiRecord(Record):
             self.post("RVAL", DBE_VALUE | DBE_LOG)
 
 
-class AoRecord(Record):
+class AoRecord(AnalogMeta, Record):
     rtype = "ao"
     io_link = "OUT"
-    value_like = frozenset({"VAL", "HIHI", "HIGH", "LOW", "LOLO", "HOPR", "LOPR", "HYST",
-                            "LALM", "ALST", "MLST", "MDEL", "ADEL", "DRVH", "DRVL", "OVAL",
-                            "PVAL", "IVOV", "OROC"})
+    # aoRecord.c rset: PREC as is for the three values; IVOV displays HOPR/LOPR but has its
+    # type's control range; the others' control limits are the drive limits.
+    no_egu = frozenset({"ASLO", "AOFF"})
+    raw_prec = frozenset({"VAL", "OVAL", "PVAL"})
+    ctrl_fields = AnalogMeta.ctrl_fields | {"OVAL", "PVAL"}
+    disp_fields = ctrl_fields | {"IVOV"}
 
-    def metadata(self, fname: str) -> dict:
-        md = super().metadata(fname)
-        if fname in ("VAL", "OVAL", "PVAL"):
-            # EPICS ao: control limits are the drive limits.
-            md["upper_ctrl_limit"] = self.f["DRVH"]
-            md["lower_ctrl_limit"] = self.f["DRVL"]
-        return md
+    def ctrl_limits(self) -> tuple[float, float]:
+        return self.f["DRVH"], self.f["DRVL"]
 
     def process(self) -> None:
         f = self.f

@@ -11,10 +11,25 @@ _IVOA_CONTINUE, _IVOA_DONT_DRIVE, _IVOA_SET_IVOV = 0, 1, 2
 STATE_PREFIXES = ("ZR", "ON", "TW", "TH", "FR", "FV", "SX", "SV", "EI", "NI", "TE", "EL", "TV",
                   "TT", "FT", "FF")
 UNKNOWN_STATE = 65535
+# boHIGHprecision, boHIGHlimit (iocsh variables of boRecord.c, at their defaults)
+HIGH_PRECISION, HIGH_LIMIT = 2, 100000.0
 
 
 class _Discrete(Record):
     """Shared monitor for the discrete records: post VAL when it differs from MLST."""
+
+    def enum_string(self, fname: str, index: int) -> str:
+        """bi/bo get_enum_str: ZNAM for 0, ONAM for 1, "Illegal_Value" otherwise (and for a
+        DBF_ENUM field other than VAL)."""
+        if fname == "VAL":
+            if index == 0:
+                return self.f["ZNAM"]
+            if index == 1:
+                return self.f["ONAM"]
+            return "Illegal_Value"
+        if self.spec.fields[fname].dbf == "DBF_ENUM":
+            return "Illegal_Value"
+        return super().enum_string(fname, index)
 
     def monitor(self) -> None:
         f = self.f
@@ -83,6 +98,17 @@ class BoRecord(_Discrete):
     def enum_strings(self) -> list[str]:
         return [self.f["ZNAM"], self.f["ONAM"]]
 
+    # boRecord.c rset (no get_graphic_double, no get_alarm_double): only the momentary
+    # time HIGH has units, precision and control limits of its own.
+    def rset_units(self, fname: str) -> str | None:
+        return "s" if fname == "HIGH" else ""
+
+    def rset_precision(self, fname: str) -> int | None:
+        return HIGH_PRECISION if fname == "HIGH" else self.recgbl_prec(fname, 0)
+
+    def rset_control(self, fname: str) -> tuple[float, float] | None:
+        return (HIGH_LIMIT, 0.0) if fname == "HIGH" else self.type_range(fname)
+
     def convert(self) -> None:
         f = self.f
         if f["MASK"]:
@@ -123,11 +149,17 @@ class BoRecord(_Discrete):
 
 
 class _Multibit(_Discrete):
+    #: get_enum_str's answer for a DBF_ENUM field other than VAL (mbbi and mbbo differ)
+    other_field_text = "Illegal_Value"
+
     def enum_string(self, fname: str, index: int) -> str:
+        """rset get_enum_str: VAL's state string (ZRST..FFST, empty ones included), or
+        "Illegal Value" beyond 15."""
         if fname != "VAL":
-            return super().enum_string(fname, index)
+            return self.other_field_text if self.spec.fields[fname].dbf == "DBF_ENUM" \
+                else super().enum_string(fname, index)
         if index > 15:
-            return "Illegal_Value"
+            return "Illegal Value"
         return self.f[STATE_PREFIXES[index] + "ST"]
 
     def enum_strings(self) -> list[str]:
@@ -184,6 +216,7 @@ class MbbiRecord(_Multibit):
 
 
 class MbboRecord(_Multibit):
+    other_field_text = "Bad Field"
     rtype = "mbbo"
     io_link = "OUT"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .base import PutError, Record
+from .base import AnalogMeta, PutErrorKept, Record
 from .calc_expr import CalcError, compile_calc
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
 from .links import ConstantLink, as_float
@@ -13,15 +13,18 @@ _IVOA_CONTINUE, _IVOA_DONT_DRIVE, _IVOA_SET_IVOV = 0, 1, 2
 # calcoutOOPT
 _EVERY, _ON_CHANGE, _WHEN_ZERO, _WHEN_NONZERO, _TO_ZERO, _TO_NONZERO = range(6)
 _DOPT_USE_OCAL = 1
+# calcoutODLYprecision, calcoutODLYlimit (iocsh variables of calcoutRecord.c, at their defaults)
+ODLY_PRECISION, ODLY_LIMIT = 2, 100000.0
 
 
 class RecordInitError(Exception):
     """A record that cannot be initialised; iocInit reports it with the record's file:line."""
 
 
-class _CalcBase(Record):
-    value_like = frozenset({"VAL", "HIHI", "HIGH", "LOW", "LOLO", "HOPR", "LOPR", "HYST",
-                            "LALM", "ALST", "MLST", "MDEL", "ADEL", "OVAL"})
+class _CalcBase(AnalogMeta, Record):
+    # calcRecord.c / calcoutRecord.c rset: the inputs A..L and their previous values LA..LL
+    # show the units, precision, display and alarm limits of what INPA..INPL read.
+    link_fields = {p + x: "INP" + x for x in LETTERS for p in ("", "L")}
     expr_fields: tuple[str, ...] = ("CALC",)
 
     def init_record(self, pass_: int) -> None:
@@ -50,7 +53,10 @@ class _CalcBase(Record):
             try:
                 self._exprs[fname] = compile_calc(self.f[fname])
             except CalcError as exc:
-                raise PutError(f"{self.name}.{fname}: {exc}") from None
+                # As calcRecord's special(): the text stays (dbPut stored it), the put
+                # fails, and processing raises CALC/INVALID until a valid expression comes.
+                self._exprs.pop(fname, None)
+                raise PutErrorKept(f"{self.name}.{fname}: {exc}") from None
 
     def fetch_values(self) -> bool:
         """Read INPA..INPL into A..L; False if a link could not be read (LINK alarm set)."""
@@ -115,6 +121,21 @@ class CalcoutRecord(_CalcBase):
     rtype = "calcout"
     io_link = "OUT"
     expr_fields = ("CALC", "OCAL")
+
+    # The output delay ODLY: seconds, its own precision, display from 0, control 0..limit.
+    def rset_units(self, fname: str) -> str | None:
+        return "s" if fname == "ODLY" else super().rset_units(fname)
+
+    def rset_precision(self, fname: str) -> int | None:
+        return ODLY_PRECISION if fname == "ODLY" else super().rset_precision(fname)
+
+    def rset_graphic(self, fname: str) -> tuple[float, float] | None:
+        if fname == "ODLY":
+            return self.type_range(fname)[0], 0.0
+        return super().rset_graphic(fname)
+
+    def rset_control(self, fname: str) -> tuple[float, float] | None:
+        return (ODLY_LIMIT, 0.0) if fname == "ODLY" else super().rset_control(fname)
 
     def process(self) -> None:
         f = self.f

@@ -54,6 +54,12 @@ class Link:
     def time_source_record(self) -> "Record | None":
         return None
 
+    def target_metadata(self) -> dict | None:
+        """lset getUnits/getPrecision/getGraphicLimits/getAlarmLimits: the metadata of what the
+        link reads (Record.metadata keys), None when the link has none (constants, INST_IO,
+        unconnected CA links)."""
+        return None
+
     def install(self, rec: "Record", fname: str) -> None:
         """Called at iocInit (and after a run-time relink) to set up CP monitors."""
 
@@ -164,6 +170,18 @@ class DbLink(Link):
     def time_source_record(self) -> "Record | None":
         return self.target if self.field == "TIME" else None
 
+    _md_depth = 0       # links followed by target_metadata now (a loop of links ends there)
+
+    def target_metadata(self) -> dict | None:
+        """dbDbGetUnits & co.: a dbGet of the target field with only the metadata options."""
+        if self.field == "TIME" or DbLink._md_depth > 16:
+            return None
+        DbLink._md_depth += 1
+        try:
+            return self.target.metadata(self.field)
+        finally:
+            DbLink._md_depth -= 1
+
     def install(self, rec: "Record", fname: str) -> None:
         if self.proc not in ("CP", "CPP") or fname == "FLNK":
             return
@@ -236,6 +254,25 @@ def is_constant_text(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def link_text(text: str, dbf: str) -> str:
+    """A link field as EPICS base reads it back (dbGetString): a PV link in canonical form,
+    ``NAME PP|NPP|CA|CP|CPP NMS|MS|MSI|MSS`` (a forward link: ``NAME`` or ``NAME CA``); a
+    constant, hardware or JSON link as written."""
+    t = text.strip()
+    if is_constant_text(t) or t.startswith("@") or t.startswith("#"):
+        return t
+    try:
+        rec, field, proc, ms = split_db_link(t)
+    except LinkError:
+        return t
+    name = t.replace(",", " ").split()[0]
+    if dbf == "DBF_FWDLINK":
+        return name + (" CA" if proc == "CA" else "")
+    if dbf == "DBF_OUTLINK" and proc == "CPP":
+        proc = "NPP"
+    return f"{name} {proc} {ms}"
 
 
 def parse_link(text: str, lookup) -> Link:

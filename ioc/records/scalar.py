@@ -1,7 +1,7 @@
 """longin, longout, stringin, stringout record support."""
 from __future__ import annotations
 
-from .base import Record
+from .base import AnalogMeta, Record
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
 from .links import as_float
 
@@ -22,11 +22,13 @@ def _write_with_ivoa(rec: Record) -> None:
         rec.dset.write()
 
 
-class LonginRecord(Record):
+class LonginRecord(AnalogMeta, Record):
     rtype = "longin"
     io_link = "INP"
-    value_like = frozenset({"VAL", "HIHI", "HIGH", "LOW", "LOLO", "HOPR", "LOPR", "HYST",
-                            "LALM", "ALST", "MLST", "MDEL", "ADEL"})
+    # longinRecord.c rset: EGU on every DBF_LONG field, no get_precision.
+    egu_type = "DBF_LONG"
+    has_precision = False
+    disp_fields = ctrl_fields = AnalogMeta.disp_fields | {"SVAL"}
 
     def process(self) -> None:
         f = self.f
@@ -43,18 +45,17 @@ class LonginRecord(Record):
         f["PACT"] = 0
 
 
-class LongoutRecord(Record):
+class LongoutRecord(AnalogMeta, Record):
     rtype = "longout"
     io_link = "OUT"
-    value_like = frozenset({"VAL", "HIHI", "HIGH", "LOW", "LOLO", "HOPR", "LOPR", "HYST",
-                            "LALM", "ALST", "MLST", "MDEL", "ADEL", "DRVH", "DRVL", "IVOV"})
+    # longoutRecord.c rset: EGU on every DBF_LONG field, no get_precision; the control
+    # limits are the drive limits once they are set (DRVH > DRVL), else HOPR/LOPR.
+    egu_type = "DBF_LONG"
+    has_precision = False
 
-    def metadata(self, fname: str) -> dict:
-        md = super().metadata(fname)
-        if fname == "VAL":
-            md["upper_ctrl_limit"] = self.f["DRVH"]
-            md["lower_ctrl_limit"] = self.f["DRVL"]
-        return md
+    def ctrl_limits(self) -> tuple[float, float]:
+        f = self.f
+        return (f["DRVH"], f["DRVL"]) if f["DRVH"] > f["DRVL"] else (f["HOPR"], f["LOPR"])
 
     def process(self) -> None:
         f = self.f

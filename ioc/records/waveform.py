@@ -24,7 +24,6 @@ _POST_ALWAYS = 1
 class WaveformRecord(Record):
     rtype = "waveform"
     io_link = "INP"
-    value_like = frozenset({"VAL", "HOPR", "LOPR"})
 
     def __init__(self, name, db):
         super().__init__(name, db)
@@ -39,6 +38,31 @@ class WaveformRecord(Record):
         if fname == "VAL":
             return FTVL_TYPES[self.f["FTVL"]][0]
         return super().field_type(fname)
+
+    # waveformRecord.c rset (no get_alarm_double): EGU on VAL (unless strings or enums) and
+    # HOPR/LOPR; PREC as is on VAL; HOPR/LOPR as VAL's display and control limits, BUSY 0..1,
+    # NORD 0..NELM, the type's range for the rest.
+    def rset_units(self, fname: str) -> str | None:
+        if fname == "VAL" and self.field_type("VAL") not in ("DBF_STRING", "DBF_ENUM") \
+                or fname in ("HOPR", "LOPR"):
+            return self.f["EGU"]
+        return ""
+
+    def rset_precision(self, fname: str) -> int | None:
+        prec = self.f["PREC"]
+        return prec if fname == "VAL" else self.recgbl_prec(fname, prec)
+
+    def rset_graphic(self, fname: str) -> tuple[float, float] | None:
+        f = self.f
+        if fname == "VAL":
+            return f["HOPR"], f["LOPR"]
+        if fname == "BUSY":
+            return 1.0, 0.0
+        if fname == "NORD":
+            return float(f["NELM"]), 0.0
+        return self.type_range(fname)
+
+    rset_control = rset_graphic       # the same field lists and limits
 
     def init_record(self, pass_: int) -> None:
         if pass_ == 0:

@@ -79,13 +79,18 @@ def test_posts_follow_mdel_adel_and_alarm_masks(tmp_path):
 
 
 def test_calc_expression_error_at_put_is_refused(tmp_path):
+    """As base (calcRecord special): the put fails but the text stays, and processing raises
+    CALC/INVALID until a valid expression is put."""
     db = load(tmp_path, 'record(calc, "C") { field(CALC, "A+1") }\n')
     rec = db.lookup("C")
     with pytest.raises(PutError):
         rec.put_field("CALC", "A+*")
-    assert rec.f["CALC"] == "A+1"
+    assert rec.f["CALC"] == "A+*"
     rec.put_and_process("A", 4)
-    assert rec.f["VAL"] == 5
+    assert (rec.f["STAT"], rec.f["SEVR"]) == (Stat.CALC, Sevr.INVALID)
+    rec.put_field("CALC", "A+1")
+    rec.put_and_process("A", 4)
+    assert rec.f["VAL"] == 5 and rec.f["SEVR"] == Sevr.NO_ALARM
 
 
 def test_bad_calc_at_init_names_the_record(tmp_path):
