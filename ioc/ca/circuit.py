@@ -44,8 +44,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ioc.ca")
 
-EVENT_ENTRIES = 4             # queued updates per subscription before replacing (dbEvent.c)
-MAX_DEFER_S = 0.001           # longest an update waits for the loop to have nothing else ready
+# dbEvent.c: each event queue serves EVENTSPERQUE (32) subscriptions with EVENTENTRIES (4)
+# slots each, in one ring shared by them; a subscription that already has an update queued
+# has its newest one replaced once no more than EVENTSPERQUE slots are free. One busy
+# subscription may so hold up to 96 updates, and a client's backlog stays bounded.
+EVENTS_PER_QUE = 32
+EVENT_ENTRIES = 4
+
+
+def queue_limit(nsubs: int) -> int:
+    """Queued updates of a circuit with ``nsubs`` subscriptions past which they coalesce."""
+    nques = max(1, (nsubs + EVENTS_PER_QUE - 1) // EVENTS_PER_QUE)
+    return nques * EVENTS_PER_QUE * (EVENT_ENTRIES - 1)
+MAX_DEFER_S = 0.010           # longest an update waits for the loop to have nothing else ready
 WRITE_HIGH_WATER = 256 * 1024
 MAX_LOGGED_PER_CIRCUIT = 5
 
@@ -122,6 +133,8 @@ class Circuit(asyncio.Protocol):
         self.channels: dict[int, ClientChannel] = {}
         self.evq: collections.deque = collections.deque()
         self.flow_control = False
+        self.nsubs = 0
+        self.evq_limit = queue_limit(0)
         self.write_paused = False
         self.closed = False
         self.blocked = False             # waiting for a put-callback on a busy channel
@@ -198,11 +211,16 @@ class Circuit(asyncio.Protocol):
         self.server.events.pending.pop(self, None)
         self.server.circuits.discard(self)
 
+    def _count_subs(self, delta: int) -> None:
+        self.nsubs += delta
+        self.evq_limit = queue_limit(self.nsubs)
+
     def _drop_channel(self, chan: ClientChannel) -> None:
         subs = chan.fc.subs
         for sub in chan.subs.values():
             sub.dead = True
             subs.pop(sub, None)
+        self._count_subs(-len(chan.subs))
         chan.subs.clear()
         self.server.channel_closed(chan)
 
@@ -552,6 +570,8 @@ class Circuit(asyncio.Protocol):
             # never be cancelled again, so it would leak).
             old.dead = True
             chan.fc.subs.pop(old, None)
+        else:
+            self._count_subs(1)
         sub = Subscription(self, chan, subid, dtype, count, mask)
         chan.subs[subid] = sub
         chan.fc.subs[sub] = None
@@ -573,6 +593,7 @@ class Circuit(asyncio.Protocol):
             raise CloseCircuit
         sub.dead = True
         chan.fc.subs.pop(sub, None)
+        self._count_subs(-1)
         self.out.append(_pack_hdr(P.EVENT_ADD, 0, sub.dtype, sub.count, sid, subid)
                         if sub.count < 0xFFFF else
                         P.header(P.EVENT_ADD, 0, sub.dtype, sub.count, sid, subid))
@@ -581,7 +602,8 @@ class Circuit(asyncio.Protocol):
         """db_queue_event_log for one subscription of this circuit."""
         if self.closed:
             return
-        if sub.npend and (sub.npend >= EVENT_ENTRIES or self.flow_control or self.write_paused):
+        if sub.npend and (self.flow_control or self.write_paused or
+                          len(self.evq) >= self.evq_limit):
             sub.last[1] = fl
             return
         entry = [sub, fl]
