@@ -7,6 +7,8 @@ for payloads or counts that do not fit in 16 bits. Every payload is padded to 8 
 """
 from __future__ import annotations
 
+import logging
+import os
 import struct
 
 MINOR_VERSION = 13                 # CA_MINOR_PROTOCOL_REVISION of EPICS 7
@@ -131,3 +133,33 @@ def message(cmd: int, dtype: int, count: int, p1: int, p2: int, payload: bytes =
 def valid_dbr_request(dtype: int) -> bool:
     """INVALID_DB_REQ's complement: a type a client may read or subscribe to."""
     return 0 <= dtype <= LAST_BUFFER_TYPE
+
+
+def env_param(names: tuple[str, ...], parse, default, what: str):
+    """The first of the environment variables ``names`` that is set, parsed by ``parse``
+    (which raises ValueError for a bad value); a bad value is reported and gives ``default``,
+    as EPICS's envGet*ConfigParam do."""
+    for name in names:
+        text = os.environ.get(name, "").strip()
+        if text:
+            try:
+                return parse(text)
+            except ValueError:
+                logging.getLogger("ioc.ca").warning("%s=%r is not %s; using %s", name, text,
+                                                    what, default)
+                return default
+    return default
+
+
+def parse_port(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise ValueError(text)
+    return port
+
+
+def parse_positive(text: str) -> float:
+    v = float(text)
+    if not v > 0:
+        raise ValueError(text)
+    return v

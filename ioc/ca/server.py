@@ -40,18 +40,8 @@ _AUTO_ARRAY_LIMIT = 64 * 1024 * 1024
 
 
 def _env_port() -> int:
-    for name in ("EPICS_CAS_SERVER_PORT", "EPICS_CA_SERVER_PORT"):
-        text = os.environ.get(name, "").strip()
-        if text:
-            try:
-                port = int(text)
-                if 0 < port < 65536:
-                    return port
-            except ValueError:
-                pass
-            log.warning("%s=%r is not a port; using 5064", name, text)
-            return 5064
-    return 5064
+    return P.env_param(("EPICS_CAS_SERVER_PORT", "EPICS_CA_SERVER_PORT"), P.parse_port, 5064,
+                       "a port")
 
 
 def _env_interfaces() -> list[str]:

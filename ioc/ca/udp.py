@@ -108,32 +108,13 @@ def _env(name: str, default: str = "") -> str:
 
 def beacon_port() -> int:
     """EPICS_CAS_BEACON_PORT, else EPICS_CA_REPEATER_PORT, else 5065 (rsrv_init)."""
-    for name in ("EPICS_CAS_BEACON_PORT", "EPICS_CA_REPEATER_PORT"):
-        text = _env(name)
-        if text:
-            try:
-                port = int(text)
-                if 0 < port < 65536:
-                    return port
-            except ValueError:
-                log.warning("%s=%r is not a port; using the default", name, text)
-            break
-    return 5065
+    return P.env_param(("EPICS_CAS_BEACON_PORT", "EPICS_CA_REPEATER_PORT"), P.parse_port,
+                       5065, "a port")
 
 
 def beacon_period_s() -> float:
-    for name in ("EPICS_CAS_BEACON_PERIOD", "EPICS_CA_BEACON_PERIOD"):
-        text = _env(name)
-        if text:
-            try:
-                v = float(text)
-                if v > 0:
-                    return v
-            except ValueError:
-                pass
-            log.warning("%s=%r is not a positive number; using 15 s", name, text)
-            return 15.0
-    return 15.0
+    return P.env_param(("EPICS_CAS_BEACON_PERIOD", "EPICS_CA_BEACON_PERIOD"),
+                       P.parse_positive, 15.0, "a positive number")
 
 
 def _broadcast_addresses(interfaces: list[str]) -> list[str]:
