@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 from . import protocol as P
 from . import filters
 from .channel import ClientChannel, FieldChannel
-from .circuit import Circuit, EventTask
+from .circuit import Circuit
+from .events import EventTask
 from .filters import split_pv_name
 from .udp import SearchProtocol, send_beacons
 
