@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import math
 
-from .base import AnalogMeta, Record
+from .base import Record
+from .meta import AnalogMeta
 from .constants import CONVERT, DBE_LOG, DBE_VALUE, Sevr, Stat
 from .links import as_float
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import math
 
-from .base import AnalogMeta, PutErrorKept, Record
+from .base import PutErrorKept, Record
+from .meta import AnalogMeta
 from .calc_expr import CalcError, compile_calc
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
 from .links import ConstantLink, as_float

@@ -1,7 +1,8 @@
 """longin, longout, stringin, stringout record support."""
 from __future__ import annotations
 
-from .base import AnalogMeta, Record
+from .base import Record
+from .meta import AnalogMeta
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
 from .links import as_float
 
