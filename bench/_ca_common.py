@@ -29,7 +29,7 @@ if __package__ in (None, ""):            # imported from python bench/<name>.py
 import caproto as ca  # noqa: E402
 
 from bench._psu_common import ioc_command, proc_rss_kb  # noqa: E402
-from bench.ca import epics_bin_dir  # noqa: E402
+from bench._common import epics_bin_dir  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

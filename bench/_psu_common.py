@@ -14,7 +14,7 @@ import time
 if __package__ in (None, ""):            # imported from python bench/psu.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.ca import Proc, free_port, start_repeater  # noqa: E402
+from bench._common import Proc, free_port, start_repeater  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -43,7 +43,7 @@ if __package__ in (None, ""):            # python bench/acctst.py
 
 from bench._ca_common import CAError, server_argv, wait_ca_ready  # noqa: E402
 from bench._psu_common import CaSetup, proc_rss_kb  # noqa: E402
-from bench.ca import NAN, Proc, bench_main, epics_bin_dir, fmt, ratio  # noqa: E402
+from bench._common import NAN, Proc, bench_main, epics_bin_dir, fmt, ratio  # noqa: E402
 
 DB_TEXT = 'record(ao, "$(P)REC") {\n}\n'
 PREFIX = "ACC:"

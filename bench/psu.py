@@ -53,7 +53,7 @@ from bench import _psu_bound as bound                                     # noqa
 from bench import _psu_tx as txo                                          # noqa: E402
 from bench._psu_common import (NAN, CaSetup, SimProc, log_warnings,       # noqa: E402
                                mean, median, start_ioc)
-from bench.ca import bench_main, fmt, percentile, ratio                               # noqa: E402
+from bench._common import bench_main, fmt, percentile, ratio                               # noqa: E402
 
 TOTAL_BUDGET_S = 170.0          # the whole run stays under 3 minutes
 READY_TIMEOUT_S = 20.0

@@ -44,7 +44,7 @@ if __package__ in (None, ""):            # python bench/scale.py
 from bench import _psu_bound as bound                                      # noqa: E402
 from bench._psu_common import (CLK_TCK, NAN, ROOT, CaSetup, log_warnings,  # noqa: E402
                                mean, median, proc_cpu_s, proc_rss_kb)
-from bench.ca import Proc, bench_main, fmt, ratio                                      # noqa: E402
+from bench._common import Proc, bench_main, fmt, ratio                                      # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOTAL_BUDGET_S = 170.0

@@ -45,7 +45,7 @@ if __package__ in (None, ""):            # python bench/soak.py
 from bench._ca_common import (SERVER_LABEL, CAError, Churn, RawCA, conn_churn,  # noqa: E402
                               server_argv, settled_rss_kb, wait_ca_ready)
 from bench._psu_common import CaSetup  # noqa: E402
-from bench.ca import NAN, Proc, bench_main, fmt, ratio  # noqa: E402
+from bench._common import NAN, Proc, bench_main, fmt, ratio  # noqa: E402
 
 DB_TEXT = 'record(ao, "$(P)REC") {\n    field(PREC, "3")\n}\n'
 PREFIX = {"ours": "SO:", "softioc": "SB:", "pysoftioc": "SP:"}
