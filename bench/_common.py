@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -144,6 +145,14 @@ def start_repeater(env: dict, logdir: str, rep_port: int, notes: list[str]) -> "
     notes.append("caRepeater did not bind its port within 5 s")
     return repeater
 
+
+
+def release_logdir(logdir: str, keep: bool) -> None:
+    """A bench's log directory at the end: kept and named (``--keep-logs``), or removed."""
+    if keep:
+        print(f"# logs kept in {logdir}", flush=True)
+    else:
+        shutil.rmtree(logdir, ignore_errors=True)
 
 
 def bench_main(bench_cls, argv: list[str] | None, description: str, keep_help: str,

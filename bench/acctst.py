@@ -31,7 +31,6 @@ import os
 import re
 import resource
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -43,7 +42,8 @@ if __package__ in (None, ""):            # python bench/acctst.py
 
 from bench._ca_common import CAError, server_argv, wait_ca_ready  # noqa: E402
 from bench._psu_common import CaSetup, proc_rss_kb  # noqa: E402
-from bench._common import NAN, Proc, bench_main, epics_bin_dir, fmt, ratio  # noqa: E402
+from bench._common import (NAN, Proc, bench_main, epics_bin_dir, fmt, ratio,  # noqa: E402
+                           release_logdir)
 
 DB_TEXT = 'record(ao, "$(P)REC") {\n}\n'
 PREFIX = "ACC:"
@@ -342,10 +342,7 @@ class Bench:
         self.stop_acctst()
         self.stop_server()
         self.setup.stop()
-        if self.keep_logs:
-            print(f"# logs kept in {self.logdir}", flush=True)
-        else:
-            shutil.rmtree(self.logdir, ignore_errors=True)
+        release_logdir(self.logdir, self.keep_logs)
 
 
 def add_args(ap) -> None:

@@ -42,7 +42,7 @@ if __package__ in (None, ""):            # python bench/ca.py
     sys.path.insert(0, os.path.dirname(HERE))
 
 from bench._common import (NAN, Proc, bench_main, epics_bin_dir, fmt,  # noqa: E402
-                           free_port, percentile, ratio, start_repeater)
+                           free_port, percentile, ratio, release_logdir, start_repeater)
 
 TOTAL_BUDGET_S = 170.0          # the whole run stays under 3 minutes
 READY_TIMEOUT_S = 15.0
@@ -689,10 +689,7 @@ class Bench:
             proc.stop()
         if self.repeater is not None:
             self.repeater.stop()
-        if self.keep_logs:
-            print(f"# logs kept in {self.logdir}", flush=True)
-        else:
-            shutil.rmtree(self.logdir, ignore_errors=True)
+        release_logdir(self.logdir, self.keep_logs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,6 @@ softioc_sub_mb_per_100k=... ... sub_pairs_per_s=... softioc_sub_pairs_per_s=... 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ if __package__ in (None, ""):            # python bench/soak.py
 from bench._ca_common import (SERVER_LABEL, CAError, Churn, RawCA, conn_churn,  # noqa: E402
                               server_argv, settled_rss_kb, wait_ca_ready)
 from bench._psu_common import CaSetup  # noqa: E402
-from bench._common import NAN, Proc, bench_main, fmt, ratio  # noqa: E402
+from bench._common import NAN, Proc, bench_main, fmt, ratio, release_logdir  # noqa: E402
 
 DB_TEXT = 'record(ao, "$(P)REC") {\n    field(PREC, "3")\n}\n'
 PREFIX = {"ours": "SO:", "softioc": "SB:", "pysoftioc": "SP:"}
@@ -240,10 +239,7 @@ class Bench:
             except Exception:  # noqa: BLE001
                 pass
         self.setup.stop()
-        if self.keep_logs:
-            print(f"# logs kept in {self.logdir}", flush=True)
-        else:
-            shutil.rmtree(self.logdir, ignore_errors=True)
+        release_logdir(self.logdir, self.keep_logs)
 
 
 def add_args(ap) -> None:

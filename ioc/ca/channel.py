@@ -18,7 +18,6 @@ import numpy as np
 
 from ..records.fields import CA_TYPES, ENUM_TYPES, LINK_TYPES
 from ..records.links import link_text
-from . import dbr
 from .fieldlog import FieldLog
 
 if TYPE_CHECKING:
@@ -95,9 +94,9 @@ class FieldChannel:
                 log = chan.prepare(fl, m)
                 if log is None:
                     continue
-                sub.queue(log)
+                sub.circuit.queue_event(sub, log)
             else:
-                sub.queue(fl)
+                sub.circuit.queue_event(sub, fl)
 
 
 class ClientChannel:
@@ -235,15 +234,12 @@ class ClientChannel:
             return self.record.enum_strings()
         return None
 
-    def is_link(self) -> bool:
-        return self.fc.dbf in LINK_TYPES
-
 
 class Subscription:
     """One EVENT_ADD. ``npend``/``last`` track its entries in the circuit's event queue."""
 
     __slots__ = ("circuit", "chan", "subid", "dtype", "count", "mask", "npend", "last",
-                 "dead", "__weakref__")
+                 "dead")
 
     def __init__(self, circuit: "Circuit", chan: ClientChannel, subid: int, dtype: int,
                  count: int, mask: int):
@@ -256,11 +252,3 @@ class Subscription:
         self.npend = 0
         self.last: list | None = None
         self.dead = False
-
-    def queue(self, fl: FieldLog) -> None:
-        """db_queue_event_log: append, or replace this subscription's newest queued update when
-        it already has EVENT_ENTRIES queued or the client is in flow control / not reading."""
-        self.circuit.queue_event(self, fl)
-
-    def encode(self, fl: FieldLog) -> tuple[bytes, int]:
-        return dbr.encode(self.dtype, self.count, fl, self.chan)

@@ -80,7 +80,6 @@ class Circuit(RequestHandlers, asyncio.Protocol):
         self.flush_handle: bool | None = None    # an event-task run is requested
         self.out: list[bytes] = []
         self.n_logged = 0
-        self.n_msgs = 0
         self._cur: tuple = (0, 0, 0, 0, 0, 0)      # the request being served
 
     # ----------------------------------------------------------------- transport
@@ -231,13 +230,11 @@ class Circuit(RequestHandlers, asyncio.Protocol):
                     break
                 payload = buf[pos + hsize:pos + msgsize] if size else b""
                 pos += msgsize
-                self.n_msgs += 1
                 self._cur = hdr
                 _TCP_TABLE.get(cmd, bad_command)(self, hdr, payload)
                 if self.blocked:
                     # A put-callback waits for the busy channel: keep this message for later.
                     pos -= msgsize
-                    self.n_msgs -= 1
                     if self.transport is not None:
                         self.transport.pause_reading()
                     break
@@ -334,7 +331,6 @@ class Circuit(RequestHandlers, asyncio.Protocol):
         self.flush_handle = None
         if self.closed or self.flow_control or self.write_paused:
             return
-        self.server.epoch += 1
         q = self.evq
         out = self.out
         nbytes = 0

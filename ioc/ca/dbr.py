@@ -27,7 +27,6 @@ from .fieldlog import FieldLog
 FLOAT_DBF = frozenset({"DBF_FLOAT", "DBF_DOUBLE"})
 ENUM_DBF = frozenset({"DBF_ENUM", "DBF_MENU", "DBF_DEVICE"})
 LINK_DBF = frozenset({"DBF_INLINK", "DBF_OUTLINK", "DBF_FWDLINK"})
-STRING_DBF = frozenset({"DBF_STRING"}) | LINK_DBF
 
 # Value type of each DBR family member (index = dtype % 7): struct code, numpy dtype, size.
 _VALUE = [("40s", None, 40), ("h", np.dtype(">i2"), 2), ("f", np.dtype(">f4"), 4),
@@ -47,14 +46,8 @@ _META_FMT: dict[int, str] = {
     34: ">hhhh8s8d",
 }
 _META = {k: struct.Struct(v) for k, v in _META_FMT.items()}
-_ENUM_STRS = struct.Struct(">h416s")
 _STSACK = struct.Struct(">HHHH40s")
 _STSACK_META = struct.Struct(">HHHH")
-
-
-def dbr_value_kind(dtype: int) -> int:
-    """Index into the value table (0 STRING .. 6 DOUBLE) of a DBR type 0..34."""
-    return dtype % 7
 
 
 def dbr_size_n(dtype: int, count: int) -> int:
@@ -85,6 +78,8 @@ class Source(Protocol):
     def enum_strs(self) -> list[str] | None: ...
 
     def precision(self) -> int: ...
+
+    nelm: int       # the channel's element count (what an autosized read is sized for)
 
     def record_states(self) -> list[str] | None: ...
 
@@ -360,13 +355,13 @@ def encode(dtype: int, count: int, fl: FieldLog, src: Source) -> tuple[bytes, in
     if dtype == P.DBR_CLASS_NAME:
         # the record type's name, then zeros; autosized: the channel's element count (the
         # read never reports a count of its own)
-        n_out = count if count > 0 else max(getattr(src, "nelm", 1), 1)
+        n_out = count if count > 0 else max(src.nelm, 1)
         return P.padded(_bstr(src.record.rtype, 40) + b"\0" * (40 * (n_out - 1))), n_out
     kind = 0 if dtype == P.DBR_STSACK_STRING else dtype % 7
     if kind == 4 and isinstance(value, str) and (fl.dbf in LINK_DBF or fl.dbf == "RTYP"):
         # getLinkValue/getAttrValue: a link or attribute read as chars is its text, cut to
         # the request's count (1 when autosized), NUL-terminated; the count is its length+1.
-        maxlen = count if count > 0 else max(getattr(src, "nelm", 1), 1)
+        maxlen = count if count > 0 else max(src.nelm, 1)
         raw = value.encode("latin-1", "replace")[: maxlen - 1] + b"\0"
         value = np.frombuffer(raw, dtype=np.uint8)
         fl = FieldLog(value, "DBF_UCHAR", len(raw), fl.stat, fl.sevr, fl.time)
@@ -386,17 +381,14 @@ def encode(dtype: int, count: int, fl: FieldLog, src: Source) -> tuple[bytes, in
     else:
         meta = _meta_bytes(dtype, fl, src) if dtype >= 7 else b""
     if isinstance(value, np.ndarray):
-        n_have = len(value)
-        n_out = n_have if count == 0 else count
+        n_out = len(value) if count == 0 else count
         conv = _array_to(kind, value[: n_out], fl.dbf, src)
     else:
-        n_have = 1
         n_out = 1 if count == 0 else count
         conv = [_scalar_to(kind, value, fl.dbf, src)]
         if kind != 0:
             conv = np.array(conv, dtype=_VALUE[kind][1])
     body = _values_bytes(kind, conv, n_out) if n_out else b""
-    del n_have
     return P.padded(meta + body), n_out
 
 

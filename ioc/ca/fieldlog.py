@@ -38,11 +38,6 @@ class FieldLog:
         self.amsg = amsg
         self.utag = utag
         self.enc = None     # the CA layer's cache of this log's last encoding
-    @property
-    def is_ref(self) -> bool:
-        """True when the value is to be read from the record at send time (array, no copy)."""
-        return self.value is None
-
     def copy(self) -> "FieldLog":
         return FieldLog(self.value, self.dbf, self.count, self.stat, self.sevr, self.time,
                         self.mask, self.amsg, self.utag)

@@ -17,8 +17,7 @@ _NUMERIC_DBF = FLOAT_TYPES | frozenset(INT_RANGES)
 def put_precision(rec, field: str) -> int:
     """The precision a double written to a string field is printed with: the record
     support's get_precision where the record type has one, else 6 (dbFastLinkConv)."""
-    fn = getattr(rec, "rset_precision", None)
-    p = fn(field) if fn is not None else None
+    p = rec.rset_precision(field)
     return 6 if p is None else int(p)
 
 

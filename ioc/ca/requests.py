@@ -190,22 +190,18 @@ class RequestHandlers:
             enc = fl.enc
             if enc is not None and enc[0] == dtype and enc[1] == count and \
                     enc[2] == self.server.db.put_count and enc[3] is chan.fc:
-                return _pack_hdr(cmd, enc[4], dtype, enc[5], P.ECA_NORMAL, p2) + enc[6] \
-                    if enc[4] < 0xFFFF and enc[5] < 0xFFFF else \
-                    P.header(cmd, enc[4], dtype, enc[5], P.ECA_NORMAL, p2) + enc[6]
+                n, body = enc[4], enc[5]
+                return P.header(cmd, len(body), dtype, n, P.ECA_NORMAL, p2) + body
         try:
             body, n = dbr.encode(dtype, count, fl, chan)
             status = P.ECA_NORMAL
             if plain:
-                fl.enc = (dtype, count, self.server.db.put_count, chan.fc, len(body), n, body)
+                fl.enc = (dtype, count, self.server.db.put_count, chan.fc, n, body)
         except dbr.ConvertError:
             n = count
             body = P.padded(b"\0" * dbr.dbr_size_n(dtype, count))
             status = P.ECA_GETFAIL
-        size = len(body)
-        if size < 0xFFFF and n < 0xFFFF:
-            return _pack_hdr(cmd, size, dtype, n, status, p2) + body
-        return P.header(cmd, size, dtype, n, status, p2) + body
+        return P.header(cmd, len(body), dtype, n, status, p2) + body
 
     # -- subscriptions
     def _event_add(self, hdr, payload) -> None:

@@ -90,7 +90,6 @@ class CaServer:
         self._udp: list[asyncio.DatagramTransport] = []
         self._beacons: asyncio.Task | None = None
         self._sids = itertools.count(0)     # as rsrv's bucket ids: 0, 1, 2... for all clients
-        self.n_channels = 0
         # Bumped whenever records may have changed (each batch of requests, each put): the
         # read log of a field taken within one epoch is shared (FieldChannel.current_log).
         self.epoch = 0
@@ -149,12 +148,10 @@ class CaServer:
                         circuit.host, exc)
             return None
         rec.channels[field] = fc
-        self.n_channels += 1
         fc.nchan += 1
         return chan
 
     def channel_closed(self, chan: ClientChannel) -> None:
-        self.n_channels -= 1
         fc = chan.fc
         fc.nchan -= 1
         if fc.nchan <= 0 and fc.record.channels.get(fc.field) is fc:
