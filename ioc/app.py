@@ -14,6 +14,8 @@ import os
 import threading
 from typing import Callable
 
+from timing import general_time
+
 from .database.db import Database
 from .ca.server import CaServer
 
@@ -26,7 +28,7 @@ class IocStartError(Exception):
 
 class Ioc:
     def __init__(self):
-        self.db = Database()
+        self.db = Database(time_source=general_time())
         self.server: CaServer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None

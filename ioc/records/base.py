@@ -21,11 +21,12 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from ..database.dbd import FieldSpec, RecordTypeSpec
+from ..dbd import FieldSpec, RecordTypeSpec
 from .constants import (DBE_ALARM, DBE_LOG, DBE_PROPERTY, DBE_VALUE, MAX_LOCK,
                         SCAN_PASSIVE, TSE_DEVICE_TIME, Sevr, Stat)
 from .fields import (LINK_TYPES, FieldValueError, coerce,
                      default_value)
+from .errors import PutError, PutErrorKept, RecordInitError  # noqa: F401 (re-exported)
 from .meta import RsetMeta
 
 if TYPE_CHECKING:
@@ -46,15 +47,6 @@ class _NoValue:
 
 
 NO_VALUE = _NoValue()
-
-
-class PutError(Exception):
-    """A put EPICS would refuse. ``str()`` is the message the CA client receives."""
-
-
-class PutErrorKept(PutError):
-    """A put that fails after its value was stored, and keeps it (base's dbPut when the
-    record's special() refuses afterwards, e.g. a calc given a bad CALC)."""
 
 
 class PutNotify:
@@ -159,8 +151,7 @@ class Record(RsetMeta):
         if fs.dbf == "DBF_MENU":
             return [s for _, s in self.menus[fs.menu]]
         if fs.dbf == "DBF_DEVICE":
-            from ..devsup import registry
-            return registry.choices(self.rtype)
+            return self.db.device_choices(self.rtype)
         if fs.dbf == "DBF_ENUM":
             return self.enum_strings()
         return None

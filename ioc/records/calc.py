@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import math
 
-from .base import PutErrorKept, Record
+from .base import Record
+from .errors import PutErrorKept, RecordInitError
 from .meta import AnalogMeta
 from .calc_expr import CalcError, compile_calc
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
@@ -16,10 +17,6 @@ _EVERY, _ON_CHANGE, _WHEN_ZERO, _WHEN_NONZERO, _TO_ZERO, _TO_NONZERO = range(6)
 _DOPT_USE_OCAL = 1
 # calcoutODLYprecision, calcoutODLYlimit (iocsh variables of calcoutRecord.c, at their defaults)
 ODLY_PRECISION, ODLY_LIMIT = 2, 100000.0
-
-
-class RecordInitError(Exception):
-    """A record that cannot be initialised; iocInit reports it with the record's file:line."""
 
 
 class _CalcBase(AnalogMeta, Record):

@@ -11,7 +11,7 @@ import math
 
 from caproto import ChannelType
 
-from ..database.dbd import FieldSpec
+from ..dbd import FieldSpec
 
 INT_RANGES: dict[str, tuple[int, int]] = {
     "DBF_CHAR": (-128, 127), "DBF_UCHAR": (0, 255),

@@ -19,6 +19,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from .errors import PutError
 from .constants import DBE_ALARM, DBE_VALUE, SCAN_PASSIVE, Sevr, Stat
 
 if TYPE_CHECKING:
@@ -141,7 +142,6 @@ class DbLink(Link):
         return v
 
     def put_value(self, rec: "Record", value) -> bool:
-        from .base import PutError
         t = self.target
         try:
             t.put_field(self.field, value, from_link=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from ..database.dbd import Dbd, read_dbd
+from ..dbd import Dbd, read_dbd
 from .analog import AiRecord, AoRecord
 from .base import Record
 from .binary import BiRecord, BoRecord, MbbiRecord, MbboRecord

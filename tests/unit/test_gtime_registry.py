@@ -364,7 +364,8 @@ def test_many_threads_never_see_time_go_backwards():
 def test_process_registry_has_the_os_clock_and_is_the_database_time_source():
     gt = general_time()
     assert [(p.name, p.priority) for p in gt.current_providers()][-1] == ("OS Clock", 999)
-    assert Database().time_source is gt
+    from ioc.app import Ioc
+    assert Ioc().db.time_source is gt
 
 
 def _db(tmp_path, text: str, gt: GeneralTime) -> Database:

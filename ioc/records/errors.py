@@ -1,0 +1,15 @@
+"""Errors of record support, at the bottom of the record layer (links and records raise them)."""
+from __future__ import annotations
+
+
+class PutError(Exception):
+    """A put EPICS would refuse. ``str()`` is the message the CA client receives."""
+
+
+class PutErrorKept(PutError):
+    """A put that fails after its value was stored, and keeps it (base's dbPut when the
+    record's special() refuses afterwards, e.g. a calc given a bad CALC)."""
+
+
+class RecordInitError(Exception):
+    """A record that cannot be initialised; iocInit reports it with the record's file:line."""
