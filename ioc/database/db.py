@@ -219,8 +219,22 @@ class Database:
             fname, line = rec.origin
             errors.append(f"{fname}:{line}: record {rec.name}: {msg}")
 
-        ok: list[Record] = []
+        # As iocInit: the initial UDF severity of every record (before any init_record can
+        # define its value), init_record pass 0 of all records, links and device support
+        # of all, then pass 1 of all (device support's init_record runs before it here).
         for rec in self.records.values():
+            rec.f["PACT"] = 0
+            if rec.f["UDF"] and rec.f["STAT"] == Stat.UDF:
+                rec.f["SEVR"] = rec.f["UDFS"]
+        stage: list[Record] = []
+        for rec in self.records.values():
+            try:
+                rec.init_record(0)
+                stage.append(rec)
+            except (LinkError, DevSupError, RecordInitError, FieldValueError) as exc:
+                err(rec, str(exc))
+        linked: list[Record] = []
+        for rec in stage:
             try:
                 self._make_links(rec)
                 dtyp = rec.choices("DTYP")
@@ -236,12 +250,15 @@ class Database:
                                           f"({rec.io_link} \"@...\"), got {rec.f[rec.io_link]!r}")
                     if rec.io_link:
                         rec.dset = cls(rec)
-                rec.init_record(0)
+                linked.append(rec)
+            except (LinkError, DevSupError, RecordInitError, FieldValueError) as exc:
+                err(rec, str(exc))
+        ok: list[Record] = []
+        for rec in linked:
+            try:
                 if rec.dset is not None:
                     rec.dset.init_record()
                 rec.init_record(1)
-                if rec.f["UDF"] and rec.f["STAT"] == Stat.UDF:
-                    rec.f["SEVR"] = rec.f["UDFS"]     # iocInit: an undefined record starts INVALID
                 ok.append(rec)
             except (LinkError, DevSupError, RecordInitError, FieldValueError) as exc:
                 err(rec, str(exc))

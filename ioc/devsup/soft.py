@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from ..records.constants import CONVERT, NO_CONVERT, TSE_DEVICE_TIME
+from ..records.io import READ_FAILED
 from ..records.links import ConstantLink, DbLink, LinkError, as_float
 from .registry import DeviceSupport, DevSupError, register
 
@@ -66,11 +67,12 @@ class SoftInput(DeviceSupport):
         link = rec.links.get(rec.io_link)
         if link is not None and not link.is_constant:
             v = link.get_value(rec, as_string=rec.rtype == "stringin")
-            if v is not None:
-                self._store(v)
-                if (isinstance(link, DbLink) and rec.f["TSE"] == TSE_DEVICE_TIME
-                        and "TSEL" not in rec.links):
-                    rec.time = link.target.time
+            if v is None:
+                return READ_FAILED
+            self._store(v)
+            if (isinstance(link, DbLink) and rec.f["TSE"] == TSE_DEVICE_TIME
+                    and "TSEL" not in rec.links):
+                rec.time = link.target.time
         return CONVERT if self.raw else NO_CONVERT
 
 

@@ -3,41 +3,30 @@ from __future__ import annotations
 
 import math
 
-from .base import Record
-from .meta import AnalogMeta
-from .constants import CONVERT, DBE_LOG, DBE_VALUE, Sevr, Stat
+from .constants import DBE_LOG, DBE_VALUE
+from .io import READ_FAILED, InputRecord, OutputRecord
 from .links import as_float
+from .meta import AnalogMeta
 
 # menuConvert: 0 NO CONVERSION, 1 SLOPE, 2 LINEAR, >2 breakpoint tables (not supported).
 _LINR_NONE, _LINR_SLOPE, _LINR_LINEAR = 0, 1, 2
-# menuIvoa
-_IVOA_CONTINUE, _IVOA_DONT_DRIVE, _IVOA_SET_IVOV = 0, 1, 2
-# menuOmsl
-_OMSL_CLOSED_LOOP = 1
+_OIF_INCREMENTAL = 1
 
 
-class AiRecord(AnalogMeta, Record):
+class AiRecord(AnalogMeta, InputRecord):
     rtype = "ai"
-    io_link = "INP"
     # aiRecord.c rset: EGU on DBF_DOUBLE fields but the conversion factors; HOPR/LOPR as
     # display and control limits of the value-like fields.
     no_egu = frozenset({"ASLO", "AOFF", "SMOO"})
     disp_fields = ctrl_fields = AnalogMeta.disp_fields | {"SVAL"}
 
-    def process(self) -> None:
-        f = self.f
-        pact = f["PACT"]
-        status = self.dset.read() if self.dset is not None else 2
-        if not pact and f["PACT"]:
-            return                       # asynchronous device support started I/O
-        f["PACT"] = 1
-        self.get_timestamp()
-        if status == CONVERT:
-            self.convert()
-        self.check_analog_alarms(f["VAL"])
-        self.monitor()
-        self.fwd_link()
-        f["PACT"] = 0
+    def after_read(self, status: int) -> None:
+        # aiRecord: any read that did not fail defines VAL unless it is NaN.
+        if status != READ_FAILED:
+            self.f["UDF"] = int(math.isnan(self.f["VAL"]))
+
+    def check_alarms(self) -> None:
+        self.check_analog_alarms(self.f["VAL"])
 
     def convert(self) -> None:
         """RVAL -> VAL: ROFF, ASLO/AOFF, LINR (SLOPE/LINEAR: ESLO/EOFF), SMOO smoothing."""
@@ -66,9 +55,9 @@ class AiRecord(AnalogMeta, Record):
             self.post("RVAL", DBE_VALUE | DBE_LOG)
 
 
-class AoRecord(AnalogMeta, Record):
+class AoRecord(AnalogMeta, OutputRecord):
     rtype = "ao"
-    io_link = "OUT"
+    sim_out_field = "OVAL"
     # aoRecord.c rset: PREC as is for the three values; IVOV displays HOPR/LOPR but has its
     # type's control range; the others' control limits are the drive limits.
     no_egu = frozenset({"ASLO", "AOFF"})
@@ -79,42 +68,33 @@ class AoRecord(AnalogMeta, Record):
     def ctrl_limits(self) -> tuple[float, float]:
         return self.f["DRVH"], self.f["DRVL"]
 
-    def process(self) -> None:
-        f = self.f
-        pact = f["PACT"]
-        if not pact:
-            value = f["VAL"]
-            ok = True
-            dol = self.links.get("DOL")
-            if f["OMSL"] == _OMSL_CLOSED_LOOP and dol is not None and not dol.is_constant:
-                v = as_float(dol.get_value(self))
-                if v is None:
-                    self.set_sevr(Stat.LINK, Sevr.INVALID)
-                    ok = False
-                else:
-                    value = v + f["VAL"] if f["OIF"] == 1 else v   # OIF Incremental
-            if ok:
-                self.convert(value)
-            f["UDF"] = int(math.isnan(f["VAL"]))
-        self.check_analog_alarms(f["VAL"])
-        if f["NSEV"] < Sevr.INVALID or f["IVOA"] == _IVOA_CONTINUE:
-            self.write_value()
-        elif f["IVOA"] == _IVOA_SET_IVOV:
-            if not f["PACT"]:
-                f["VAL"] = f["IVOV"]
-                self.convert(f["IVOV"])
-            self.write_value()
-        if not pact and f["PACT"]:
-            return
-        f["PACT"] = 1
-        self.get_timestamp()
-        self.monitor()
-        self.fwd_link()
-        f["PACT"] = 0
+    def init_record(self, pass_: int) -> None:
+        super().init_record(pass_)
+        if pass_ == 1:
+            f = self.f
+            f["OVAL"] = f["PVAL"] = f["MLST"] = f["ALST"] = f["LALM"] = f["VAL"]
+            f["ORAW"], f["ORBV"] = f["RVAL"], f["RBV"]
 
-    def write_value(self) -> None:
-        if self.dset is not None:
-            self.dset.write()
+    def fetch_and_convert(self) -> None:
+        f = self.f
+        value = f["VAL"]
+        raw = self.fetch_dol()
+        if raw is not None:
+            v = as_float(raw)
+            if v is None:
+                self.dol_failed = True
+            else:
+                value = v + f["VAL"] if f["OIF"] == _OIF_INCREMENTAL else v
+        if not self.dol_failed:
+            self.convert(value)
+        f["UDF"] = int(math.isnan(f["VAL"]))
+
+    def check_alarms(self) -> None:
+        self.check_analog_alarms(self.f["VAL"])
+
+    def set_ivov(self) -> None:
+        self.f["VAL"] = self.f["IVOV"]
+        self.convert(self.f["IVOV"])
 
     def convert(self, value: float) -> None:
         """Clamp to DRVL..DRVH (when DRVH > DRVL), apply OROC, compute OVAL and RVAL."""

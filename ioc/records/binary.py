@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 from .base import Record
-from .constants import CONVERT, DBE_LOG, DBE_VALUE, Sevr, Stat
+from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
+from .io import InputRecord, OutputRecord
 from .links import as_float
-
-_OMSL_CLOSED_LOOP = 1
-_IVOA_CONTINUE, _IVOA_DONT_DRIVE, _IVOA_SET_IVOV = 0, 1, 2
 
 STATE_PREFIXES = ("ZR", "ON", "TW", "TH", "FR", "FV", "SX", "SV", "EI", "NI", "TE", "EL", "TV",
                   "TT", "FT", "FF")
@@ -52,48 +50,35 @@ class _Discrete(Record):
         self.set_sevr(Stat.COS, f["COSV"])
         f["LALM"] = f["VAL"]
 
-    def write_output(self) -> None:
-        """writeValue with the invalid-output action (IVOA) of the output records."""
+
+    def set_ivov(self) -> None:
+        """Outputs (bo, mbbo): IVOA "Set output to IVOV" converts IVOV as a new value."""
+        self.f["VAL"] = self.f["IVOV"]
+        self.convert()
+
+    def binary_alarms(self) -> None:
         f = self.f
-        if self.dset is None:
-            return
-        if f["NSEV"] < Sevr.INVALID or f["IVOA"] == _IVOA_CONTINUE:
-            self.dset.write()
-        elif f["IVOA"] == _IVOA_SET_IVOV:
-            if not f["PACT"]:
-                f["VAL"] = f["IVOV"]
-                self.convert()
-            self.dset.write()
+        if not self.check_udf() and f["VAL"] <= 1:
+            self.state_alarm(f["OSV"] if f["VAL"] else f["ZSV"])
 
 
-class BiRecord(_Discrete):
+class BiRecord(_Discrete, InputRecord):
     rtype = "bi"
-    io_link = "INP"
 
     def enum_strings(self) -> list[str]:
         return [self.f["ZNAM"], self.f["ONAM"]]
 
-    def process(self) -> None:
+    def convert(self) -> None:
         f = self.f
-        pact = f["PACT"]
-        status = self.dset.read() if self.dset is not None else 2
-        if not pact and f["PACT"]:
-            return
-        f["PACT"] = 1
-        self.get_timestamp()
-        if status == CONVERT:
-            f["VAL"] = 0 if f["RVAL"] == 0 else 1
-            f["UDF"] = 0
-        if not self.check_udf() and f["VAL"] <= 1:
-            self.state_alarm(f["OSV"] if f["VAL"] else f["ZSV"])
-        self.monitor()
-        self.fwd_link()
-        f["PACT"] = 0
+        f["VAL"] = 0 if f["RVAL"] == 0 else 1
+        f["UDF"] = 0
+
+    def check_alarms(self) -> None:
+        self.binary_alarms()
 
 
-class BoRecord(_Discrete):
+class BoRecord(_Discrete, OutputRecord):
     rtype = "bo"
-    io_link = "OUT"
 
     def enum_strings(self) -> list[str]:
         return [self.f["ZNAM"], self.f["ONAM"]]
@@ -116,32 +101,22 @@ class BoRecord(_Discrete):
         else:
             f["RVAL"] = f["VAL"]
 
-    def process(self) -> None:
+    def fetch_and_convert(self) -> None:
         f = self.f
-        pact = f["PACT"]
-        if not pact:
-            dol = self.links.get("DOL")
-            if f["OMSL"] == _OMSL_CLOSED_LOOP and dol is not None and not dol.is_constant:
-                v = as_float(dol.get_value(self))
-                if v is None:
-                    self.set_sevr(Stat.LINK, Sevr.INVALID)
-                else:
-                    f["VAL"] = 0 if v == 0 else 1
-                    f["UDF"] = 0
-            self.convert()
-        if not self.check_udf() and f["VAL"] <= 1:
-            self.state_alarm(f["OSV"] if f["VAL"] else f["ZSV"])
-        self.write_output()
-        if not pact and f["PACT"]:
-            return
-        f["PACT"] = 1
-        self.get_timestamp()
+        v = as_float(self.fetch_dol())
+        if v is not None:
+            f["VAL"] = 0 if v == 0 else 1
+            f["UDF"] = 0
+        self.convert()
+
+    def check_alarms(self) -> None:
+        self.binary_alarms()
+
+    def after_write(self) -> None:
+        f = self.f
         if f["VAL"] == 1 and f["HIGH"] > 0:
             # Momentary output: return to 0 after HIGH seconds (boRecord's callback).
             self.db.call_later(f["HIGH"], self._high_expired)
-        self.monitor()
-        self.fwd_link()
-        f["PACT"] = 0
 
     def _high_expired(self) -> None:
         self.f["VAL"] = 0
@@ -184,41 +159,31 @@ class _Multibit(_Discrete):
         self.state_alarm(sevr)
 
 
-class MbbiRecord(_Multibit):
+class MbbiRecord(_Multibit, InputRecord):
     rtype = "mbbi"
-    io_link = "INP"
 
-    def process(self) -> None:
+    def convert(self) -> None:
         f = self.f
-        pact = f["PACT"]
-        status = self.dset.read() if self.dset is not None else 2
-        if not pact and f["PACT"]:
-            return
-        f["PACT"] = 1
-        self.get_timestamp()
-        if status == CONVERT:
-            rval = f["RVAL"] & 0xFFFFFFFF
-            if f["SHFT"] > 0:
-                rval >>= f["SHFT"]
-            f["UDF"] = 0
-            if self.states_defined():
-                f["VAL"] = UNKNOWN_STATE
-                for i, p in enumerate(STATE_PREFIXES):
-                    if f[p + "VL"] == rval:
-                        f["VAL"] = i
-                        break
-            else:
-                f["VAL"] = rval & 0xFFFF
+        rval = f["RVAL"] & 0xFFFFFFFF
+        if f["SHFT"] > 0:
+            rval >>= f["SHFT"]
+        f["UDF"] = 0
+        if self.states_defined():
+            f["VAL"] = UNKNOWN_STATE
+            for i, p in enumerate(STATE_PREFIXES):
+                if f[p + "VL"] == rval:
+                    f["VAL"] = i
+                    break
+        else:
+            f["VAL"] = rval & 0xFFFF
+
+    def check_alarms(self) -> None:
         self.multibit_alarms()
-        self.monitor()
-        self.fwd_link()
-        f["PACT"] = 0
 
 
-class MbboRecord(_Multibit):
+class MbboRecord(_Multibit, OutputRecord):
     other_field_text = "Bad Field"
     rtype = "mbbo"
-    io_link = "OUT"
 
     def convert(self) -> None:
         f = self.f
@@ -234,31 +199,19 @@ class MbboRecord(_Multibit):
             rval <<= f["SHFT"]
         f["RVAL"] = rval & 0xFFFFFFFF
 
-    def process(self) -> None:
+    def fetch_and_convert(self) -> None:
         f = self.f
-        pact = f["PACT"]
-        if not pact:
-            dol = self.links.get("DOL")
-            skip = False
-            if f["OMSL"] == _OMSL_CLOSED_LOOP and dol is not None and not dol.is_constant:
-                v = as_float(dol.get_value(self))
-                if v is None:
-                    self.set_sevr(Stat.LINK, Sevr.INVALID)
-                else:
-                    f["VAL"] = int(v)
-                    f["UDF"] = 0
-            elif f["UDF"]:
-                self.set_sevr(Stat.UDF, f["UDFS"])
-                skip = True
-            if not skip:
-                f["UDF"] = 0
-                self.convert()
-        self.multibit_alarms()
-        self.write_output()
-        if not pact and f["PACT"]:
+        dol = self.links.get("DOL")
+        closed = f["OMSL"] == 1 and dol is not None and not dol.is_constant
+        v = as_float(self.fetch_dol())
+        if v is not None:
+            f["VAL"] = int(v)
+            f["UDF"] = 0
+        elif not closed and f["UDF"]:
+            self.set_sevr(Stat.UDF, f["UDFS"])
             return
-        f["PACT"] = 1
-        self.get_timestamp()
-        self.monitor()
-        self.fwd_link()
-        f["PACT"] = 0
+        f["UDF"] = 0
+        self.convert()
+
+    def check_alarms(self) -> None:
+        self.multibit_alarms()

@@ -1,54 +1,33 @@
 """longin, longout, stringin, stringout record support."""
 from __future__ import annotations
 
-from .base import Record
-from .meta import AnalogMeta
-from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
+from .constants import DBE_LOG, DBE_VALUE
+from .io import READ_FAILED, InputRecord, OutputRecord
 from .links import as_float
+from .meta import AnalogMeta
 
-_OMSL_CLOSED_LOOP = 1
-_IVOA_CONTINUE, _IVOA_DONT_DRIVE, _IVOA_SET_IVOV = 0, 1, 2
 _POST_ALWAYS = 1            # stringinPOST / stringoutPOST: 0 On Change, 1 Always
+# longoutOOPT
+_EVERY, _ON_CHANGE, _WHEN_ZERO, _WHEN_NONZERO, _TO_ZERO, _TO_NONZERO = range(6)
 
 
-def _write_with_ivoa(rec: Record) -> None:
-    f = rec.f
-    if rec.dset is None:
-        return
-    if f["NSEV"] < Sevr.INVALID or f["IVOA"] == _IVOA_CONTINUE:
-        rec.dset.write()
-    elif f["IVOA"] == _IVOA_SET_IVOV:
-        if not f["PACT"]:
-            f["VAL"] = f["IVOV"]
-        rec.dset.write()
-
-
-class LonginRecord(AnalogMeta, Record):
+class LonginRecord(AnalogMeta, InputRecord):
     rtype = "longin"
-    io_link = "INP"
     # longinRecord.c rset: EGU on every DBF_LONG field, no get_precision.
     egu_type = "DBF_LONG"
     has_precision = False
     disp_fields = ctrl_fields = AnalogMeta.disp_fields | {"SVAL"}
 
-    def process(self) -> None:
-        f = self.f
-        pact = f["PACT"]
-        if self.dset is not None:
-            self.dset.read()
-        if not pact and f["PACT"]:
-            return
-        f["PACT"] = 1
-        self.get_timestamp()
-        self.check_analog_alarms(f["VAL"])
-        self.monitor_value()
-        self.fwd_link()
-        f["PACT"] = 0
+    def after_read(self, status: int) -> None:
+        if status != READ_FAILED:
+            self.f["UDF"] = 0           # longinRecord: a successful read defines VAL
+
+    def check_alarms(self) -> None:
+        self.check_analog_alarms(self.f["VAL"])
 
 
-class LongoutRecord(AnalogMeta, Record):
+class LongoutRecord(AnalogMeta, OutputRecord):
     rtype = "longout"
-    io_link = "OUT"
     # longoutRecord.c rset: EGU on every DBF_LONG field, no get_precision; the control
     # limits are the drive limits once they are set (DRVH > DRVL), else HOPR/LOPR.
     egu_type = "DBF_LONG"
@@ -58,32 +37,53 @@ class LongoutRecord(AnalogMeta, Record):
         f = self.f
         return (f["DRVH"], f["DRVL"]) if f["DRVH"] > f["DRVL"] else (f["HOPR"], f["LOPR"])
 
-    def process(self) -> None:
+    def init_record(self, pass_: int) -> None:
+        super().init_record(pass_)
+        if pass_ == 1:
+            f = self.f
+            f["MLST"] = f["ALST"] = f["LALM"] = f["PVAL"] = f["VAL"]
+            self._first_write = True      # OOPT On Change writes the first time anyway
+
+    def special(self, fname: str, after: bool) -> None:
+        # OOCH Yes: a new OUT link is written the next time, whatever OOPT says.
+        if fname == "OUT" and after and self.f["OOCH"]:
+            self._first_write = True
+        super().special(fname, after)
+
+    def fetch_and_convert(self) -> None:
         f = self.f
-        pact = f["PACT"]
-        if not pact:
-            dol = self.links.get("DOL")
-            if f["OMSL"] == _OMSL_CLOSED_LOOP and dol is not None and not dol.is_constant:
-                v = as_float(dol.get_value(self))
-                if v is None:
-                    self.set_sevr(Stat.LINK, Sevr.INVALID)
-                else:
-                    f["VAL"] = int(v)
-                    f["UDF"] = 0
-            if f["DRVH"] > f["DRVL"]:
-                f["VAL"] = max(f["DRVL"], min(f["DRVH"], f["VAL"]))
-        self.check_analog_alarms(f["VAL"])
-        _write_with_ivoa(self)
-        if not pact and f["PACT"]:
-            return
-        f["PACT"] = 1
-        self.get_timestamp()
-        self.monitor_value()
-        self.fwd_link()
-        f["PACT"] = 0
+        v = as_float(self.fetch_dol())
+        if v is not None:
+            f["VAL"] = int(v)
+            f["UDF"] = 0
+        if not self.dol_failed and f["DRVH"] > f["DRVL"]:
+            f["VAL"] = max(f["DRVL"], min(f["DRVH"], f["VAL"]))
+
+    def check_alarms(self) -> None:
+        self.check_analog_alarms(self.f["VAL"])
+
+    def write_device(self) -> None:
+        """conditional_write: OOPT decides whether device support is called."""
+        f = self.f
+        oopt, val, pval = f["OOPT"], f["VAL"], f["PVAL"]
+        first = getattr(self, "_first_write", True)
+        write = (oopt == _EVERY
+                 or (oopt == _ON_CHANGE and (first or val != pval))
+                 or (oopt == _WHEN_ZERO and val == 0)
+                 or (oopt == _WHEN_NONZERO and val != 0)
+                 or (oopt == _TO_ZERO and val == 0 and pval != 0)
+                 or (oopt == _TO_NONZERO and val != 0 and pval == 0))
+        if write:
+            super().write_device()
+        f["PVAL"] = val
+        self._first_write = False
 
 
-class _StringRecord(Record):
+class _StringRecord:
+    """Monitors of stringin/stringout: VAL against OVAL, MPST/APST Always."""
+
+    f: dict
+
     def monitor(self) -> None:
         f = self.f
         mask = self.reset_alarms()
@@ -97,47 +97,14 @@ class _StringRecord(Record):
             self.post("VAL", mask)
 
 
-class StringinRecord(_StringRecord):
+class StringinRecord(_StringRecord, InputRecord):
     rtype = "stringin"
-    io_link = "INP"
-
-    def process(self) -> None:
-        f = self.f
-        pact = f["PACT"]
-        if self.dset is not None:
-            self.dset.read()
-        if not pact and f["PACT"]:
-            return
-        f["PACT"] = 1
-        self.get_timestamp()
-        self.check_udf()
-        self.monitor()
-        self.fwd_link()
-        f["PACT"] = 0
 
 
-class StringoutRecord(_StringRecord):
+class StringoutRecord(_StringRecord, OutputRecord):
     rtype = "stringout"
-    io_link = "OUT"
 
-    def process(self) -> None:
-        f = self.f
-        pact = f["PACT"]
-        if not pact:
-            dol = self.links.get("DOL")
-            if f["OMSL"] == _OMSL_CLOSED_LOOP and dol is not None and not dol.is_constant:
-                v = dol.get_value(self)
-                if v is None:
-                    self.set_sevr(Stat.LINK, Sevr.INVALID)
-                else:
-                    f["VAL"] = self.coerce_field("VAL", v)
-                    f["UDF"] = 0
-        self.check_udf()
-        _write_with_ivoa(self)
-        if not pact and f["PACT"]:
-            return
-        f["PACT"] = 1
-        self.get_timestamp()
-        self.monitor()
-        self.fwd_link()
-        f["PACT"] = 0
+    def init_record(self, pass_: int) -> None:
+        super().init_record(pass_)
+        if pass_ == 1:
+            self.f["OVAL"] = self.f["VAL"]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import PutError, Record
+from .base import PutError
+from .io import InputRecord
 from .constants import DBE_LOG, DBE_VALUE
 from .fields import FieldValueError, parse_float
 
@@ -21,9 +22,9 @@ FTVL_TYPES: list[tuple[str, object]] = [
 _POST_ALWAYS = 1
 
 
-class WaveformRecord(Record):
+class WaveformRecord(InputRecord):
     rtype = "waveform"
-    io_link = "INP"
+    sim_value_field = "VAL"         # SIOL reads straight into the array
 
     def __init__(self, name, db):
         super().__init__(name, db)
@@ -123,19 +124,13 @@ class WaveformRecord(Record):
             f["NORD"] = n
             self.post("NORD", DBE_VALUE | DBE_LOG)
 
-    def process(self) -> None:
-        f = self.f
-        pact = f["PACT"]
-        if self.dset is not None:
-            self.dset.read()
-        if not pact and f["PACT"]:
-            return
-        f["PACT"] = 1
-        self.get_timestamp()
-        self.check_udf()
-        self.monitor()
-        self.fwd_link()
-        f["PACT"] = 0
+    def sim_store(self, value) -> bool:
+        try:
+            self.store(self.coerce_field("VAL", value if isinstance(value, (list, str))
+                                         or hasattr(value, "__len__") else [value]))
+        except PutError:
+            return False
+        return True
 
     def monitor(self) -> None:
         f = self.f
