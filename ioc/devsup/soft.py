@@ -16,6 +16,9 @@ from .registry import DeviceSupport, DevSupError, register
 
 _INPUTS = ("ai", "bi", "mbbi", "longin", "stringin", "waveform")
 _OUTPUTS = ("ao", "bo", "mbbo", "longout", "stringout", "calcout")
+# devBiSoft, devMbbiSoft, devMbbiDirectSoft: reading a constant (or no) INP "succeeds" and
+# defines VAL at every processing.
+_CONST_DEFINES = frozenset({"bi", "mbbi", "mbbiDirect"})
 _VALUE_FIELD_OUT = {"ao": "OVAL", "calcout": "OVAL"}
 
 
@@ -65,6 +68,8 @@ class SoftInput(DeviceSupport):
     def read(self) -> int:
         rec = self.record
         link = rec.links.get(rec.io_link)
+        if (link is None or link.is_constant) and not self.raw and rec.rtype in _CONST_DEFINES:
+            rec.f["UDF"] = 0
         if link is not None and not link.is_constant:
             v = link.get_value(rec, as_string=rec.rtype == "stringin")
             if v is None:

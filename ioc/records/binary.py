@@ -56,6 +56,13 @@ class _Discrete(Record):
         self.f["VAL"] = self.f["IVOV"]
         self.convert()
 
+    def init_output(self) -> None:
+        """bo/mbbo init_record, after the constant DOL: RVAL from VAL, the last values."""
+        f = self.f
+        self.convert()
+        f["MLST"] = f["LALM"] = f["VAL"]
+        f["ORAW"], f["ORBV"] = f["RVAL"], f["RBV"]
+
     def binary_alarms(self) -> None:
         f = self.f
         if not self.check_udf() and f["VAL"] <= 1:
@@ -79,6 +86,12 @@ class BiRecord(_Discrete, InputRecord):
 
 class BoRecord(_Discrete, OutputRecord):
     rtype = "bo"
+
+    def init_record(self, pass_: int) -> None:
+        super().init_record(pass_)
+        if pass_ == 1:
+            self.f["VAL"] = int(bool(self.f["VAL"]))
+            self.init_output()
 
     def enum_strings(self) -> list[str]:
         return [self.f["ZNAM"], self.f["ONAM"]]
@@ -184,6 +197,14 @@ class MbbiRecord(_Multibit, InputRecord):
 class MbboRecord(_Multibit, OutputRecord):
     other_field_text = "Bad Field"
     rtype = "mbbo"
+
+    def init_record(self, pass_: int) -> None:
+        super().init_record(pass_)
+        if pass_ == 1:
+            f = self.f
+            if f["MASK"] == 0 and f["NOBT"] <= 32:
+                f["MASK"] = (1 << f["NOBT"]) - 1      # NOBT given instead of MASK
+            self.init_output()
 
     def convert(self) -> None:
         f = self.f

@@ -1,0 +1,86 @@
+"""The input/output skeletons against softIoc: simulation mode (SIML/SIMM/SIOL/SIMS/SDLY/SSCN),
+constant DOL at iocInit, the initial UDF severity, and IVOA, for the I/O record types built."""
+from __future__ import annotations
+
+import pytest
+
+from ..differential import run_differential
+
+pytestmark = pytest.mark.oracle
+
+DB = r'''
+record(ao, "$(P)SIMSRC") { field(VAL, "3.5") field(PINI, "YES") }
+record(bo, "$(P)SIMSW") { field(ZNAM, "off") field(ONAM, "on") }
+record(ai, "$(P)AI") {
+    field(INP, "$(P)REAL") field(SIML, "$(P)SIMSW") field(SIOL, "$(P)SIMSRC")
+    field(SIMS, "MINOR") field(HIHI, "100") field(HHSV, "MAJOR")
+}
+record(ai, "$(P)REAL") { field(VAL, "1.25") }
+record(ai, "$(P)AIRAW") { field(SIMM, "RAW") field(SIOL, "$(P)SIMSRC") field(ASLO, "2") }
+record(ai, "$(P)AICONST") { field(INP, "7") }
+record(ai, "$(P)AINONE") { }
+record(longin, "$(P)LI") { field(SIMM, "YES") field(SIOL, "$(P)SIMSRC") field(SIMS, "MAJOR") }
+record(bi, "$(P)BI") { field(SIML, "$(P)SIMSW") field(SIOL, "1") field(ZNAM, "Z") field(ONAM, "O") }
+record(mbbi, "$(P)MBBI") { field(SIMM, "YES") field(SIOL, "2") field(ZRST, "a") field(ONST, "b")
+    field(TWST, "c") }
+record(stringin, "$(P)SI") { field(SIMM, "YES") field(SIOL, "$(P)SO") }
+record(stringout, "$(P)SO") { field(DOL, "hello") }
+record(ao, "$(P)AO") { field(SIML, "$(P)SIMSW") field(SIOL, "$(P)AOSINK PP") field(OUT, "$(P)AOREAL PP")
+    field(DOL, "2.5") }
+record(ao, "$(P)AOSINK") { }
+record(ao, "$(P)AOREAL") { }
+record(longout, "$(P)LO") { field(DOL, "42") field(OOPT, "On Change") field(OUT, "$(P)LOCOUNT.PROC") }
+record(calc, "$(P)LOCOUNT") { field(CALC, "VAL+1") }
+record(bo, "$(P)BODOL") { field(DOL, "1") field(ZNAM, "zero") field(ONAM, "one") }
+record(mbbo, "$(P)MBBODOL") { field(DOL, "1") field(ZRST, "z") field(ONST, "o") }
+record(waveform, "$(P)WF") { field(NELM, "4") field(FTVL, "DOUBLE") field(SIMM, "YES")
+    field(SIOL, "$(P)SIMSRC") }
+record(ai, "$(P)SSCN") { field(SIML, "$(P)SIMSW") field(SSCN, "1 second") field(SIOL, "5") }
+record(ao, "$(P)IVOA") { field(IVOA, "Set output to IVOV") field(IVOV, "9") field(OUT, "$(P)IVOASINK PP")
+    field(HIHI, "10") field(HHSV, "INVALID") }
+record(ao, "$(P)IVOASINK") { }
+record(ai, "$(P)DELAY") { field(SIMM, "YES") field(SIOL, "$(P)SIMSRC") field(SDLY, "0.2") }
+'''
+
+ALL = ("AI REAL AIRAW AICONST AINONE LI BI MBBI SI SO AO AOSINK AOREAL LO LOCOUNT BODOL MBBODOL "
+       "WF SSCN IVOA IVOASINK DELAY")
+
+
+def test_simulation_and_init_match_softioc(start_ioc, start_softioc, tmp_path):
+    steps = [
+        ("get", ALL),
+        ("fields", "AI.SIMM BI.SIMM SSCN.SCAN SSCN.SSCN AO.OVAL LO.VAL LO.UDF SO.UDF BODOL.RVAL"),
+        ("put", "AI.PROC", "1"),
+        ("put", "AIRAW.PROC", "1"),
+        ("put", "AICONST.PROC", "1"),
+        ("put", "AINONE.PROC", "1"),
+        ("put", "LI.PROC", "1"),
+        ("put", "BI.PROC", "1"),
+        ("put", "MBBI.PROC", "1"),
+        ("put", "SO.PROC", "1"),
+        ("put", "SI.PROC", "1"),
+        ("put", "WF.PROC", "1"),
+        ("get", ALL),
+        ("put", "SIMSW", "1"),           # into simulation: SIML read at the next processing
+        ("put", "AI.PROC", "1"),
+        ("put", "BI.PROC", "1"),
+        ("put", "AO", "4"),
+        ("put", "SSCN.PROC", "1"),
+        ("get", "AI BI AO AOSINK AOREAL SSCN"),
+        ("fields", "AI.SIMM SSCN.SCAN SSCN.SSCN"),
+        ("put", "SIMSW", "0"),
+        ("put", "AI.PROC", "1"),
+        ("put", "AO", "6"),
+        ("put", "SSCN.PROC", "1"),
+        ("get", "AI AO AOSINK AOREAL SSCN"),
+        ("fields", "SSCN.SCAN SSCN.SSCN"),
+        ("put", "LO", "42"),
+        ("put", "LO", "42"),
+        ("put", "LO", "43"),
+        ("get", "LO LOCOUNT"),
+        ("put", "IVOA", "12"),
+        ("get", "IVOA IVOASINK"),
+        ("put", "DELAY.PROC", "1"),      # SDLY: the put completes after the delay
+        ("get", "DELAY"),
+    ]
+    run_differential(start_ioc, start_softioc, tmp_path, DB, steps, monitor="AI DELAY")
