@@ -2,3 +2,4 @@
 from .registry import DeviceSupport, DevSupError, choices, lookup, register  # noqa: F401
 from . import soft  # noqa: F401,E402  (registers "Soft Channel" first, as EPICS's dbd does)
 from . import ioc_exit  # noqa: F401,E402
+from . import soft_array, soft_control, soft_scalar, soft_sub  # noqa: F401,E402

@@ -1,15 +1,15 @@
-"""Record types known to this IOC, described by EPICS's own dbd (``base.dbd``)."""
+"""Record types known to this IOC, described by EPICS's own dbd (``base.dbd``).
+
+Every Record subclass with an ``rtype`` in the record-support modules below is registered;
+a record type's family module is all it takes to add one.
+"""
 from __future__ import annotations
 
 import os
 
 from ..dbd import Dbd, read_dbd
-from .analog import AiRecord, AoRecord
+from . import analog, array, binary, calc, control, scalar, sub, waveform
 from .base import Record
-from .binary import BiRecord, BoRecord, MbbiRecord, MbboRecord
-from .calc import CalcoutRecord, CalcRecord
-from .scalar import LonginRecord, LongoutRecord, StringinRecord, StringoutRecord
-from .waveform import WaveformRecord
 
 STD_DBD: Dbd = read_dbd(os.path.join(os.path.dirname(__file__), "base.dbd"))
 RECORD_TYPES: dict[str, type[Record]] = {}
@@ -23,7 +23,8 @@ def register_record_type(cls: type[Record]) -> type[Record]:
     return cls
 
 
-for _cls in (AiRecord, AoRecord, BiRecord, BoRecord, MbbiRecord, MbboRecord, LonginRecord,
-             LongoutRecord, StringinRecord, StringoutRecord, WaveformRecord, CalcRecord,
-             CalcoutRecord):
-    register_record_type(_cls)
+for _mod in (analog, binary, scalar, waveform, calc, array, control, sub):
+    for _obj in vars(_mod).values():
+        if (isinstance(_obj, type) and issubclass(_obj, Record) and _obj.__module__ == _mod.__name__
+                and _obj.rtype):
+            register_record_type(_obj)

@@ -1,0 +1,1 @@
+"""Soft device support of the control records (being written)."""

@@ -1,0 +1,1 @@
+"""array record support (being written)."""

@@ -1,0 +1,1 @@
+"""sub record support (being written)."""
