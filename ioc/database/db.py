@@ -238,7 +238,7 @@ class Database:
             try:
                 self._make_links(rec)
                 dtyp = rec.choices("DTYP")
-                if rec.io_link or rec.rtype == "calc":
+                if rec.io_link:
                     name = dtyp[rec.f["DTYP"]] if dtyp and rec.f["DTYP"] < len(dtyp) else ""
                     found = lookup(rec.rtype, name)
                     if found is None:

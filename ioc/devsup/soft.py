@@ -108,5 +108,3 @@ register(_INPUTS, "Soft Channel", SoftInput)
 register(_OUTPUTS, "Soft Channel", SoftOutput)
 register(("ai", "bi", "mbbi"), "Raw Soft Channel", RawSoftInput)
 register(("ao", "bo", "mbbo"), "Raw Soft Channel", RawSoftOutput)
-# calc has no device support, but EPICS still gives it a (hidden) DTYP menu with no choices.
-register(("calc",), "Soft Channel", DeviceSupport)

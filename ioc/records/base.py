@@ -159,7 +159,10 @@ class Record(RsetMeta):
     def enum_string(self, fname: str, index: int) -> str:
         """DBR_STRING of an enumerated field's value (rset get_enum_str for VAL)."""
         strs = self.choices(fname) or []
-        return strs[index] if 0 <= index < len(strs) else str(index)
+        if 0 <= index < len(strs):
+            return strs[index]
+        # A DTYP menu with no device support (calc, sel, seq...) reads as "" in base.
+        return "" if self.spec.fields[fname].dbf == "DBF_DEVICE" else str(index)
 
     def enum_strings(self) -> list[str]:
         """rset get_enum_strs for a DBF_ENUM VAL (bi/bo/mbbi/mbbo override)."""

@@ -49,7 +49,8 @@ ALL = ("AI REAL AIRAW AICONST AINONE LI BI MBBI SI SO AO AOSINK AOREAL LO LOCOUN
 def test_simulation_and_init_match_softioc(start_ioc, start_softioc, tmp_path):
     steps = [
         ("get", ALL),
-        ("fields", "AI.SIMM BI.SIMM SSCN.SCAN SSCN.SSCN AO.OVAL LO.VAL LO.UDF SO.UDF BODOL.RVAL"),
+        ("fields", "AI.SIMM BI.SIMM SSCN.SCAN SSCN.SSCN AO.OVAL LO.VAL LO.UDF SO.UDF BODOL.RVAL "
+                   "LOCOUNT.DTYP AO.DTYP"),
         ("put", "AI.PROC", "1"),
         ("put", "AIRAW.PROC", "1"),
         ("put", "AICONST.PROC", "1"),
