@@ -205,7 +205,10 @@ def _scalar_to(kind: int, v: Any, dbf: str, src: Source) -> Any:
             return src.record.enum_string(src.field, int(v))
         if dbf in ENUM_DBF:
             strs = src.enum_strs() or []     # a menu: out-of-range values as numbers
-            return strs[v] if 0 <= v < len(strs) else str(v)
+            if 0 <= v < len(strs):
+                return strs[v]
+            # ... but a DTYP with no device support at all (calc, sel...) is "" in base
+            return "" if dbf == "DBF_DEVICE" and not strs else str(v)
         if dbf in FLOAT_DBF or isinstance(v, float):
             return format_double(float(v), src.precision())
         return str(int(v))
