@@ -19,7 +19,7 @@ FTVL_TYPES: list[tuple[str, object]] = [
     ("DBF_ULONG", np.uint32), ("DBF_INT64", np.int64), ("DBF_UINT64", np.uint64),
     ("DBF_FLOAT", np.float32), ("DBF_DOUBLE", np.float64), ("DBF_ENUM", np.uint16),
 ]
-_POST_ALWAYS = 1
+_POST_ALWAYS, _POST_ON_CHANGE = 0, 1     # menu waveformPOST
 
 
 class WaveformRecord(InputRecord):
@@ -133,16 +133,23 @@ class WaveformRecord(InputRecord):
         return True
 
     def monitor(self) -> None:
+        """waveformRecord monitor(): MPST/APST "Always" (menu index 0, the default) post on
+        every processing; "On Change" when the used elements' hash changed."""
         f = self.f
         mask = self.reset_alarms()
-        if f["MPST"] == _POST_ALWAYS:
+        mpst, apst = f["MPST"], f["APST"]
+        if mpst == _POST_ALWAYS:
             mask |= DBE_VALUE
-        if f["APST"] == _POST_ALWAYS:
+        if apst == _POST_ALWAYS:
             mask |= DBE_LOG
-        arr = self.array()
-        h = hash(tuple(arr)) if isinstance(arr, list) else hash(arr.tobytes())
-        if h != self._hash:
-            self._hash = h
-            mask |= DBE_VALUE | DBE_LOG
+        if mpst == _POST_ON_CHANGE or apst == _POST_ON_CHANGE:
+            arr = self.array()
+            h = hash(tuple(arr)) if isinstance(arr, list) else hash(arr.tobytes())
+            if h != self._hash:
+                self._hash = h
+                if mpst == _POST_ON_CHANGE:
+                    mask |= DBE_VALUE
+                if apst == _POST_ON_CHANGE:
+                    mask |= DBE_LOG
         if mask:
             self.post("VAL", mask)
