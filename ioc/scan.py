@@ -21,6 +21,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def event_name(text: str) -> str:
+    """eventNameToHandle's key: blanks stripped; a number 0..255 (``"5"``, ``"5.0"``) names
+    the numeric event ``"5"`` (0: none, ""), as base keeps numeric events compatible."""
+    name = text.strip()
+    try:
+        num = float(name)
+    except ValueError:
+        return name
+    return (str(int(num)) if num >= 1 else "") if 0 <= num < 256 else name
+
+
 class IoScanList:
     """An I/O Intr scan list (scanIoInit/scanIoRequest).
 
@@ -88,7 +99,7 @@ class Scanner:
             lst.sort(key=lambda r: r.f["PHAS"])
             rec.scan_key = ("periodic", SCAN_PERIODS_S[scan])
         elif scan == SCAN_EVENT:
-            name = str(rec.f["EVNT"]).strip()
+            name = event_name(str(rec.f["EVNT"]))
             lst = self.events.setdefault(name, [])
             lst.append(rec)
             lst.sort(key=lambda r: r.f["PHAS"])
@@ -128,7 +139,7 @@ class Scanner:
         Call on the loop thread (use Database.call_soon_threadsafe from others). Returns the
         number of records processed.
         """
-        recs = list(self.events.get(str(name).strip(), ()))
+        recs = list(self.events.get(event_name(str(name)), ()))
         for rec in recs:
             rec.db_process()
         return len(recs)
