@@ -26,6 +26,7 @@ from .psu import devsup as _psu_devsup  # noqa: F401  (DTYP "E3631A")
 from .ca import shell as _ca_shell  # noqa: F401  (casr)
 from .psu import shell as _psu_shell  # noqa: F401  (E3631AConfigure, E3631AReport)
 from .shell import core  # noqa: F401  (registers the core commands)
+from .shell import sub_cmds  # noqa: F401  (registerSubroutine)
 from .shell.interp import Shell
 from .shell.registry import ShellError
 from timing import devsup as _timing_devsup  # noqa: F401  (DTYPs "General Time", "NTP Time")
