@@ -46,7 +46,11 @@ class FieldChannel:
 
     @property
     def nelm(self) -> int:
-        return self.record.f["NELM"] if self.is_array else 1
+        """The element count a client sees: the array's capacity (NELM; subArray: MALM)."""
+        if not self.is_array:
+            return 1
+        cap = getattr(self.record, "capacity", None)
+        return cap() if cap is not None else self.record.f["NELM"]
 
     def value_now(self):
         """The field's value: a scalar, or the array of its NORD used elements."""

@@ -30,9 +30,9 @@ SA_ALL = "SA SAL SAC SAS SABIG SAE"
 
 
 def sa_get(names: str) -> list[tuple]:
-    """Values (2 elements asked for: our CA server sizes a subArray's VAL by NELM where base
-    uses MALM, so the native count is not compared), STAT and SEVR of subArray records."""
-    return [("caget", "-t -# 2", names),
+    """Values (native count: base sizes a subArray's VAL by MALM, and so do we; then two
+    elements asked for), STAT and SEVR of subArray records."""
+    return [("caget", "-t", names), ("caget", "-t -# 2", names),
             ("fields", " ".join(f"{n}.{x}" for n in names.split() for x in ("STAT", "SEVR")))]
 
 
