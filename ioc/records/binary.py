@@ -1,7 +1,8 @@
-"""bi, bo, mbbi, mbbo record support (biRecord.c, boRecord.c, mbbiRecord.c, mbboRecord.c)."""
+"""bi, bo, mbbi, mbbo, mbbiDirect, mbboDirect record support (biRecord.c, boRecord.c,
+mbbiRecord.c, mbboRecord.c, mbbiDirectRecord.c, mbboDirectRecord.c)."""
 from __future__ import annotations
 
-from .base import Record
+from .base import PutError, Record
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
 from .io import InputRecord, OutputRecord
 from .links import as_float
@@ -236,3 +237,174 @@ class MbboRecord(_Multibit, OutputRecord):
 
     def check_alarms(self) -> None:
         self.multibit_alarms()
+
+
+NUM_BITS = 32
+BIT_FIELDS = tuple(f"B{i:X}" for i in range(NUM_BITS))
+_BIT_INDEX = {name: i for i, name in enumerate(BIT_FIELDS)}
+
+
+class _Direct(Record):
+    """What mbbiDirect and mbboDirect share: VAL's 32 bits mirrored in B0..B1F, MASK from
+    NOBT when MASK is not given (before device support's init), RVAL <-> VAL by SHFT.
+    Neither rset has units, limits or alarm limits; VAL has no alarms but UDF."""
+
+    def init_record(self, pass_: int) -> None:
+        if pass_ == 0:
+            f = self.f
+            # Before device support's init_record, which shifts MASK (Raw Soft Channel).
+            if f["MASK"] == 0 and f["NOBT"] <= 32:
+                f["MASK"] = ((1 << f["NOBT"]) - 1) & 0xFFFFFFFF
+        super().init_record(pass_)
+
+    def bits_from_val(self) -> None:
+        val = self.f["VAL"] & 0xFFFFFFFF
+        for i, name in enumerate(BIT_FIELDS):
+            self.f[name] = (val >> i) & 1
+
+    def val_from_rval(self) -> None:
+        f = self.f
+        rval = f["RVAL"] & 0xFFFFFFFF
+        if f["SHFT"] > 0:
+            rval >>= f["SHFT"]
+        f["VAL"] = self.coerce_field("VAL", rval)
+        f["UDF"] = 0
+
+
+class MbbiDirectRecord(_Direct, InputRecord):
+    rtype = "mbbiDirect"
+
+    def init_record(self, pass_: int) -> None:
+        super().init_record(pass_)
+        if pass_ == 1:
+            f = self.f
+            self.bits_from_val()
+            f["MLST"], f["ORAW"] = f["VAL"], f["RVAL"]
+
+    def convert(self) -> None:
+        self.val_from_rval()
+
+    def check_alarms(self) -> None:
+        if self.f["UDF"]:
+            self.set_sevr(Stat.UDF, Sevr.INVALID)     # INVALID, not UDFS, in mbbiDirectRecord.c
+
+    def monitor(self) -> None:
+        """B0..B1F from VAL, each posted when it changed (or with the alarm events), then VAL
+        (changed, or alarm events) and RVAL (changed)."""
+        f = self.f
+        events = self.reset_alarms()
+        vl_events = events | DBE_VALUE | DBE_LOG
+        val = f["VAL"] & 0xFFFFFFFF
+        for i, name in enumerate(BIT_FIELDS):
+            bit = (val >> i) & 1
+            if f[name] != bit:
+                f[name] = bit
+                self.post(name, vl_events)
+            elif events:
+                self.post(name, events)
+        if f["MLST"] != f["VAL"]:
+            events = vl_events
+            f["MLST"] = f["VAL"]
+        if events:
+            self.post("VAL", events)
+        if f["ORAW"] != f["RVAL"]:
+            self.post("RVAL", vl_events)
+            f["ORAW"] = f["RVAL"]
+
+
+class MbboDirectRecord(_Direct, OutputRecord):
+    """mbboDirect: a put to VAL or to a bit B0..B1F changes the other (the bits are refused
+    while OMSL is closed_loop); OBIT tracks the bits already posted."""
+
+    rtype = "mbboDirect"
+    has_dol = False         # DOL is loaded as DBF_ULONG below, before the bits are looked at
+
+    def init_record(self, pass_: int) -> None:
+        super().init_record(pass_)
+        if pass_ != 1:
+            return
+        f = self.f
+        self.init_constant_dol()
+        if not f["UDF"]:
+            self.bits_from_val()
+        else:
+            val = sum(1 << i for i, name in enumerate(BIT_FIELDS) if f[name])
+            if val:             # the db set some bits instead of VAL
+                f["VAL"] = self.coerce_field("VAL", val)
+                f["UDF"] = 0
+        f["MLST"], f["ORAW"], f["ORBV"] = f["VAL"], f["RVAL"], f["RBV"]
+
+    def special(self, fname: str, after: bool) -> None:
+        i = _BIT_INDEX.get(fname)
+        if i is not None:
+            f = self.f
+            if not after:
+                if f["OMSL"] == 1:
+                    raise PutError(f"{self.name}.{fname}: bits are not writable in closed_loop")
+            else:
+                bit = 1 << i
+                if f[fname]:
+                    val, obit = (f["VAL"] & 0xFFFFFFFF) | bit, (f["OBIT"] & 0xFFFFFFFF) | bit
+                else:
+                    val, obit = (f["VAL"] & 0xFFFFFFFF) & ~bit, (f["OBIT"] & 0xFFFFFFFF) & ~bit
+                f["VAL"] = self.coerce_field("VAL", val)
+                f["OBIT"] = self.coerce_field("OBIT", obit)
+                f["UDF"] = 0
+                self.convert()
+        super().special(fname, after)
+
+    def convert(self) -> None:
+        f = self.f
+        rval = f["VAL"] & 0xFFFFFFFF
+        if f["SHFT"] > 0:
+            rval <<= f["SHFT"]
+        f["RVAL"] = rval & 0xFFFFFFFF
+
+    def fetch_and_convert(self) -> None:
+        f = self.f
+        dol = self.links.get("DOL")
+        if f["OMSL"] == 1 and dol is not None and not dol.is_constant:
+            v = as_float(self.fetch_dol())
+            if v is None:
+                return          # LINK/INVALID set by fetch_dol; VAL and bits unchanged
+            f["VAL"] = self.coerce_field("VAL", int(v))
+        elif f["UDF"]:
+            self.set_sevr(Stat.UDF, f["UDFS"], "UDFS")
+            return
+        f["UDF"] = 0
+        self.bits_from_val()
+        self.convert()
+
+    def check_alarms(self) -> None:
+        """No alarms of its own (UDF is checked with DOL above)."""
+
+    def set_ivov(self) -> None:
+        self.f["VAL"] = self.f["IVOV"]
+        self.convert()
+
+    def after_write(self) -> None:
+        self.bits_from_val()        # device support may have changed VAL
+
+    def monitor(self) -> None:
+        """VAL (changed or alarm events); each bit that changed since OBIT, or every bit on an
+        alarm change; RVAL and RBV when changed."""
+        f = self.f
+        events = self.reset_alarms()
+        if f["MLST"] != f["VAL"]:
+            events |= DBE_VALUE | DBE_LOG
+            f["MLST"] = f["VAL"]
+        if events:
+            self.post("VAL", events)
+        changed = (f["OBIT"] ^ f["VAL"]) & 0xFFFFFFFF
+        alarm_events = events & ~(DBE_VALUE | DBE_LOG)
+        for i, name in enumerate(BIT_FIELDS):
+            if alarm_events or changed & (1 << i):
+                self.post(name, events | DBE_VALUE | DBE_LOG)
+        f["OBIT"] = f["VAL"]
+        events |= DBE_VALUE | DBE_LOG
+        if f["ORAW"] != f["RVAL"]:
+            self.post("RVAL", events)
+            f["ORAW"] = f["RVAL"]
+        if f["ORBV"] != f["RBV"]:
+            self.post("RBV", events)
+            f["ORBV"] = f["RBV"]

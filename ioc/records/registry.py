@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 
 from ..dbd import Dbd, read_dbd
-from . import (analog, array, binary, calc, compress, control, control_io, scalar, sub,
-               waveform)
+from . import (analog, array, binary, calc, compress, control, control_io, scalar, strings,
+               sub, waveform)
 from .base import Record
 
 STD_DBD: Dbd = read_dbd(os.path.join(os.path.dirname(__file__), "base.dbd"))
@@ -24,7 +24,7 @@ def register_record_type(cls: type[Record]) -> type[Record]:
     return cls
 
 
-for _mod in (analog, binary, scalar, waveform, calc, array, compress, control,
+for _mod in (analog, binary, scalar, strings, waveform, calc, array, compress, control,
              control_io, sub):
     for _obj in vars(_mod).values():
         if (isinstance(_obj, type) and issubclass(_obj, Record) and _obj.__module__ == _mod.__name__

@@ -1,4 +1,4 @@
-"""longin, longout, stringin, stringout record support."""
+"""longin, longout, int64in, int64out, stringin, stringout record support."""
 from __future__ import annotations
 
 from .constants import DBE_LOG, DBE_VALUE
@@ -24,6 +24,95 @@ class LonginRecord(AnalogMeta, InputRecord):
 
     def check_alarms(self) -> None:
         self.check_analog_alarms(self.f["VAL"])
+
+
+class _Int64:
+    """What int64in and int64out share (int64inRecord.c / int64outRecord.c).
+
+    Their values stay exact Python ints: alarms compare and the MDEL/ADEL deadbands subtract
+    in 64-bit integers (a negative deadband posts every time), not through doubles. The rset
+    has EGU on DBF_INT64 fields only, no get_precision, and get_alarm_double gives HIHI..LOLO
+    whatever their severities (longin gives NaN for an unused limit).
+    """
+
+    egu_type = "DBF_INT64"
+    has_precision = False
+    f: dict
+
+    def rset_alarm(self, fname: str) -> tuple[float, float, float, float] | None:
+        if fname != "VAL":
+            return None
+        f = self.f
+        return float(f["HIHI"]), float(f["HIGH"]), float(f["LOW"]), float(f["LOLO"])
+
+    def init_last_values(self) -> None:
+        f = self.f
+        f["MLST"] = f["ALST"] = f["LALM"] = f["VAL"]
+
+    def check_alarms(self) -> None:
+        self.check_analog_alarms(self.f["VAL"])
+
+    def monitor(self) -> None:
+        f = self.f
+        mask = self.reset_alarms()
+        val = f["VAL"]
+        # DELTA() of base: the unsigned difference, compared with the deadband as unsigned.
+        if f["MDEL"] < 0 or abs(f["MLST"] - val) > f["MDEL"]:
+            mask |= DBE_VALUE
+            f["MLST"] = val
+        if f["ADEL"] < 0 or abs(f["ALST"] - val) > f["ADEL"]:
+            mask |= DBE_LOG
+            f["ALST"] = val
+        if mask:
+            self.post("VAL", mask)
+
+
+class Int64inRecord(_Int64, AnalogMeta, InputRecord):
+    rtype = "int64in"
+    disp_fields = ctrl_fields = AnalogMeta.disp_fields | {"SVAL"}
+
+    def init_record(self, pass_: int) -> None:
+        super().init_record(pass_)
+        if pass_ == 1:
+            self.init_last_values()
+
+    def after_read(self, status: int) -> None:
+        if status != READ_FAILED:
+            self.f["UDF"] = 0           # int64inRecord: a successful read (status 0) defines VAL
+
+
+class Int64outRecord(_Int64, AnalogMeta, OutputRecord):
+    rtype = "int64out"
+
+    def ctrl_limits(self) -> tuple[float, float]:
+        f = self.f
+        return (f["DRVH"], f["DRVL"]) if f["DRVH"] > f["DRVL"] else (f["HOPR"], f["LOPR"])
+
+    def init_record(self, pass_: int) -> None:
+        super().init_record(pass_)
+        if pass_ == 1:
+            self.init_last_values()
+
+    def fetch_and_convert(self) -> None:
+        """Closed-loop DOL (read as an int64), then the drive limits; a failed DOL read
+        leaves VAL alone."""
+        f = self.f
+        v = self.fetch_dol()
+        if self.dol_failed:
+            return
+        if v is not None:
+            if isinstance(v, list):
+                v = v[0] if v else 0
+            try:
+                v = self.coerce_field("VAL", v)
+            except ValueError:
+                return
+            f["UDF"] = 0
+        else:
+            v = f["VAL"]
+        if f["DRVH"] > f["DRVL"]:
+            v = max(f["DRVL"], min(f["DRVH"], v))
+        f["VAL"] = v
 
 
 class LongoutRecord(AnalogMeta, OutputRecord):
