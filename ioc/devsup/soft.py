@@ -22,6 +22,15 @@ _CONST_DEFINES = frozenset({"bi", "mbbi", "mbbiDirect"})
 _VALUE_FIELD_OUT = {"ao": "OVAL", "calcout": "OVAL"}
 
 
+
+def take_link_time(rec, link) -> None:
+    """dbGetTimeStamp for the soft input supports: with TSE -2 (device time) and a constant (or
+    no) TSEL, a record reading through a DB link takes the time stamp of the record it read."""
+    tsel = rec.links.get("TSEL")
+    if (isinstance(link, DbLink) and rec.f["TSE"] == TSE_DEVICE_TIME
+            and (tsel is None or tsel.is_constant)):
+        rec.time = link.target.time
+
 class SoftInput(DeviceSupport):
     raw = False
 
@@ -75,9 +84,7 @@ class SoftInput(DeviceSupport):
             if v is None:
                 return READ_FAILED
             self._store(v)
-            if (isinstance(link, DbLink) and rec.f["TSE"] == TSE_DEVICE_TIME
-                    and "TSEL" not in rec.links):
-                rec.time = link.target.time
+            take_link_time(rec, link)
         return CONVERT if self.raw else NO_CONVERT
 
 

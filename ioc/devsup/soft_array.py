@@ -9,11 +9,12 @@
 """
 from __future__ import annotations
 
-from ..records.constants import CONVERT, DBE_LOG, DBE_VALUE, NO_CONVERT, TSE_DEVICE_TIME
+from ..records.constants import CONVERT, DBE_LOG, DBE_VALUE, NO_CONVERT
 from ..records.io import READ_FAILED, SIMM_YES
-from ..records.links import ConstantLink, DbLink, LinkError
+from ..records.links import ConstantLink, LinkError, constant_value
 from ..records.base import PutError
 from .registry import DeviceSupport, register
+from .soft import take_link_time
 
 
 def _read_link(rec, fname: str, count: int):
@@ -27,9 +28,7 @@ def _read_link(rec, fname: str, count: int):
         new = rec.to_val(v, count)
     except PutError:
         return None
-    if (isinstance(link, DbLink) and rec.f["TSE"] == TSE_DEVICE_TIME
-            and "TSEL" not in rec.links):
-        rec.time = link.target.time
+    take_link_time(rec, link)
     return new
 
 
@@ -112,20 +111,13 @@ class SoftHistogram(DeviceSupport):
 
     def init_record(self) -> None:
         rec = self.record
-        link = rec.links.get("SVL")
-        if isinstance(link, ConstantLink):
+        v = constant_value(rec.links.get("SVL"), scalar=True)
+        if v is not None:
             try:
-                v = link.load_value()
-            except LinkError:
-                v = None
-            if isinstance(v, list):
-                v = v[0] if v else None
-            if v is not None:
-                try:
-                    rec.f["SGNL"] = rec.coerce_field("SGNL", v)
-                    rec.f["UDF"] = 0
-                except ValueError:
-                    pass
+                rec.f["SGNL"] = rec.coerce_field("SGNL", v)
+                rec.f["UDF"] = 0
+            except ValueError:
+                pass
 
     def read(self) -> int:
         rec = self.record

@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from ..records.constants import NO_CONVERT, TSE_DEVICE_TIME
+from ..records.constants import NO_CONVERT
 from ..records.io import READ_FAILED
 from ..records.links import ConstantLink, DbLink, InstioLink, LinkError
 from .registry import DeviceSupport, DevSupError, register
+from .soft import take_link_time
 
 
 def _as_text(rec, v) -> str:
@@ -54,10 +55,7 @@ class EventSoft(DeviceSupport):
             return READ_FAILED
         rec.f["VAL"] = _as_text(rec, v)
         rec.f["UDF"] = 0
-        tsel = rec.links.get("TSEL")
-        if (isinstance(link, DbLink) and rec.f["TSE"] == TSE_DEVICE_TIME
-                and (tsel is None or tsel.is_constant)):
-            rec.time = link.target.time
+        take_link_time(rec, link)
         return NO_CONVERT
 
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import os
 
-from ..records.constants import CONVERT, NO_CONVERT, TSE_DEVICE_TIME
+from ..records.constants import CONVERT, NO_CONVERT
 from ..records.io import READ_FAILED
-from ..records.links import ConstantLink, DbLink, LinkError
+from ..records.links import ConstantLink, LinkError
 from ..records.constants import Stat
 from ..records.links import InstioLink
 from .registry import DeviceSupport, DevSupError, register
 from .soft_control import PrintfStdio
-from .soft import RawSoftInput, SoftInput, SoftOutput
+from .soft import RawSoftInput, SoftInput, SoftOutput, take_link_time
 
 _ALL_ONES = 0xFFFFFFFF
 
@@ -85,9 +85,7 @@ class LsiSoft(DeviceSupport):
         if v is None:
             return READ_FAILED
         rec.set_value(v)
-        if isinstance(link, DbLink) and rec.f["TSE"] == TSE_DEVICE_TIME \
-                and "TSEL" not in rec.links:
-            rec.time = link.target.time
+        take_link_time(rec, link)
         return NO_CONVERT
 
 

@@ -24,8 +24,8 @@ from .base import PutError, Record
 from .constants import CONVERT, DBE_LOG, DBE_VALUE, Sevr, Stat
 from .fields import FieldValueError, parse_float
 from .io import READ_FAILED, SIM_BAD, SIM_WAIT, InputRecord, OutputRecord
-from .links import ConstantLink, LinkError
-from .waveform import FTVL_TYPES
+from .links import constant_value
+from .waveform import FTVL_TYPES, ArrayUnits
 
 _FTVL_UCHAR, _FTVL_ENUM = 2, 11
 _POST_ALWAYS, _POST_ON_CHANGE = 0, 1  # menu aaiPOST / aaoPOST order
@@ -63,7 +63,7 @@ def to_ftvl(value: Any, ftvl: int, count: int) -> Any:
         raise PutError(f"cannot convert to {FTVL_TYPES[ftvl][0]}: {exc}") from None
 
 
-class ArrayMixin(Record):
+class ArrayMixin(ArrayUnits, Record):
     """The array value (VAL of FTVL elements, NORD in use) shared by aai, aao and subArray."""
 
     #: the field holding the buffer's size
@@ -138,13 +138,7 @@ class ArrayMixin(Record):
     def load_constant(self, link_field: str, count: int | None = None) -> bool:
         """dbLoadLinkArray: a constant link's value into VAL (NORD set, UDF cleared); False if
         the link is not a constant or is empty."""
-        link = self.links.get(link_field)
-        if not isinstance(link, ConstantLink):
-            return False
-        try:
-            v = link.load_value()
-        except LinkError:
-            return False
+        v = constant_value(self.links.get(link_field))
         if v is None:
             return False
         try:
@@ -155,16 +149,6 @@ class ArrayMixin(Record):
         return True
 
     # rset metadata
-    def rset_units(self, fname: str) -> str | None:
-        if fname == "VAL" and self.field_type("VAL") not in ("DBF_STRING", "DBF_ENUM") \
-                or fname in ("HOPR", "LOPR"):
-            return self.f["EGU"]
-        return ""
-
-    def rset_precision(self, fname: str) -> int | None:
-        prec = self.f["PREC"]
-        return prec if fname == "VAL" else self.recgbl_prec(fname, prec)
-
     def array_limits(self, fname: str, control: bool) -> tuple[float, float] | None:
         """(upper, lower) display/control limits of the type's own fields; None: the default."""
         f = self.f

@@ -21,7 +21,7 @@ from typing import Any
 
 from .base import Record, _NotifyScope, check_deadband
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
-from .links import ConstantLink, LinkError, as_float
+from .links import as_float, constant_value
 from .meta import AnalogMeta
 
 HEX = "0123456789ABCDEF"
@@ -37,15 +37,7 @@ SEQ_DLY_PRECISION, SEQ_DLY_LIMIT = 2, 100000.0
 
 def load_constant(rec: Record, link_field: str, field: str) -> bool:
     """recGblInitConstantLink: a constant link's value stored in ``field``; True if stored."""
-    link = rec.links.get(link_field)
-    if not isinstance(link, ConstantLink):
-        return False
-    try:
-        v = link.load_value()
-    except LinkError:
-        return False
-    if isinstance(v, list):
-        v = v[0] if v else None
+    v = constant_value(rec.links.get(link_field), scalar=True)
     if v is None:
         return False
     try:

@@ -28,7 +28,7 @@ from typing import Any
 
 from .base import Record
 from .constants import CONVERT, NO_CONVERT, TSE_DEVICE_TIME, Sevr, Stat
-from .links import ConstantLink, LinkError
+from .links import ConstantLink, constant_value
 
 SIMM_NO, SIMM_YES, SIMM_RAW = 0, 1, 2
 SIM_WAIT, SIM_BAD = -1, -2     # sim_step(): SDLY started / SIMM out of its menu
@@ -51,13 +51,10 @@ class _Simulated(Record):
         if not self.has_simulation() or not isinstance(siml, ConstantLink):
             return
         self._save_simm()
-        try:
-            v = siml.load_value()
-        except LinkError:
-            v = None
+        v = constant_value(siml, scalar=True)
         if v is not None:
             try:
-                self.f["SIMM"] = self.coerce_field("SIMM", v[0] if isinstance(v, list) else v)
+                self.f["SIMM"] = self.coerce_field("SIMM", v)
             except ValueError:
                 pass
         self._check_simm()
@@ -165,12 +162,8 @@ class InputRecord(_Simulated):
     def init_record(self, pass_: int) -> None:
         if pass_ == 1:
             self.init_simulation()
-            siol = self.links.get("SIOL")
-            if isinstance(siol, ConstantLink) and self.sim_value_field in self.f:
-                try:
-                    v = siol.load_value()
-                except LinkError:
-                    v = None
+            if self.sim_value_field in self.f:
+                v = constant_value(self.links.get("SIOL"))
                 if v is not None:
                     self.sim_store(v)
 
@@ -276,19 +269,9 @@ class OutputRecord(_Simulated):
 
     def init_constant_dol(self) -> None:
         """recGblInitConstantLink(DOL -> VAL): a constant DOL sets VAL at iocInit."""
-        dol = self.links.get("DOL")
-        if not isinstance(dol, ConstantLink):
-            return
-        try:
-            v = dol.load_value()
-        except LinkError:
-            return
+        v = constant_value(self.links.get("DOL"), scalar=True)
         if v is None:
             return
-        if isinstance(v, list):
-            if not v:
-                return
-            v = v[0]
         try:
             self.f["VAL"] = self.coerce_field("VAL", v)
         except ValueError:

@@ -294,6 +294,22 @@ def parse_link(text: str, lookup) -> Link:
     return DbLink(t, target, field, proc, ms)
 
 
+def constant_value(link: "Link | None", *, scalar: bool = False) -> Any:
+    """What a constant link holds, as recGblInitConstantLink/dbLoadLink load it at iocInit:
+    None when ``link`` is not a constant, is empty, or is malformed (the callers that must
+    report a malformed constant call ``load_value`` themselves). ``scalar``: an array constant
+    gives its first element (an empty array: None)."""
+    if not isinstance(link, ConstantLink):
+        return None
+    try:
+        v = link.load_value()
+    except LinkError:
+        return None
+    if scalar and isinstance(v, list):
+        v = v[0] if v else None
+    return v
+
+
 def as_float(value) -> float | None:
     """A link value as a double (enum index, number, or numeric string); None if impossible."""
     if value is None:

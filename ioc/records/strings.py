@@ -15,7 +15,7 @@ from ..dbd import FieldSpec
 from .base import Record
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
 from .io import InputRecord, OutputRecord
-from .links import ConstantLink, LinkError
+from .links import constant_value
 
 _POST_ALWAYS = 1
 _MIN_SIZV, _MAX_SIZV = 16, 0x7FFF
@@ -125,14 +125,9 @@ class LsoRecord(_LongString, OutputRecord):
     def init_record(self, pass_: int) -> None:
         super().init_record(pass_)
         if pass_ == 1:
-            dol = self.links.get("DOL")
-            if isinstance(dol, ConstantLink):
-                try:
-                    v = dol.load_value()
-                except LinkError:
-                    v = None
-                if v is not None and v != []:
-                    self.set_value(v)
+            v = constant_value(self.links.get("DOL"))
+            if v is not None and v != []:
+                self.set_value(v)
             self.init_last()
 
     def fetch_and_convert(self) -> None:

@@ -154,14 +154,10 @@ class SubRecord(_SubCaller, AnalogMeta, Record):
                 if v is not None:
                     f[letter] = as_float(v[0] if isinstance(v, list) else v) or 0.0
         self.run_inam()
-        if not f["SNAM"]:
-            # Base prints this and leaves the record busy: it never processes.
-            log.warning("%s.SNAM is empty", self.name)
-            f["PACT"] = 1
+        if not self._bind_snam():
+            if f["SNAM"]:
+                raise RecordInitError(f"Proc subroutine (SNAM) {f['SNAM']!r} not found")
             return
-        self._sadr = find_subroutine(f["SNAM"])
-        if self._sadr is None:
-            raise RecordInitError(f"Proc subroutine (SNAM) {f['SNAM']!r} not found")
         f["MLST"] = f["ALST"] = f["LALM"] = f["VAL"]
 
     def special(self, fname: str, after: bool) -> None:
@@ -172,14 +168,20 @@ class SubRecord(_SubCaller, AnalogMeta, Record):
             if not f["SNAM"] and f["PACT"]:
                 f["PACT"] = f["RPRO"] = 0
             return
+        if not self._bind_snam() and f["SNAM"]:
+            # The name stays (dbPut stored it); processing raises BAD_SUB until a good one.
+            raise PutErrorKept(f"{self.name}.SNAM: subroutine {f['SNAM']!r} not found")
+
+    def _bind_snam(self) -> bool:
+        """Look SNAM up; True when bound. An empty SNAM is logged and leaves the record busy
+        (PACT), as base does: it never processes; an unknown one leaves ``_sadr`` None."""
+        f = self.f
         if not f["SNAM"]:
             log.warning("%s.SNAM is empty", self.name)
             f["PACT"] = 1
-            return
+            return False
         self._sadr = find_subroutine(f["SNAM"])
-        if self._sadr is None:
-            # The name stays (dbPut stored it); processing raises BAD_SUB until a good one.
-            raise PutErrorKept(f"{self.name}.SNAM: subroutine {f['SNAM']!r} not found")
+        return self._sadr is not None
 
     def _fetch(self) -> bool:
         f = self.f

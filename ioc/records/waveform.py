@@ -22,7 +22,24 @@ FTVL_TYPES: list[tuple[str, object]] = [
 _POST_ALWAYS, _POST_ON_CHANGE = 0, 1     # menu waveformPOST
 
 
-class WaveformRecord(InputRecord):
+class ArrayUnits:
+    """rset get_units/get_precision of the array records (waveform, aai, aao, subArray...):
+    EGU on VAL (unless its FTVL is STRING or ENUM) and on HOPR/LOPR; PREC as is on VAL."""
+
+    f: dict
+
+    def rset_units(self, fname: str) -> str | None:
+        if fname == "VAL" and self.field_type("VAL") not in ("DBF_STRING", "DBF_ENUM") \
+                or fname in ("HOPR", "LOPR"):
+            return self.f["EGU"]
+        return ""
+
+    def rset_precision(self, fname: str) -> int | None:
+        prec = self.f["PREC"]
+        return prec if fname == "VAL" else self.recgbl_prec(fname, prec)
+
+
+class WaveformRecord(ArrayUnits, InputRecord):
     rtype = "waveform"
     sim_value_field = "VAL"         # SIOL reads straight into the array
 
@@ -40,19 +57,8 @@ class WaveformRecord(InputRecord):
             return FTVL_TYPES[self.f["FTVL"]][0]
         return super().field_type(fname)
 
-    # waveformRecord.c rset (no get_alarm_double): EGU on VAL (unless strings or enums) and
-    # HOPR/LOPR; PREC as is on VAL; HOPR/LOPR as VAL's display and control limits, BUSY 0..1,
-    # NORD 0..NELM, the type's range for the rest.
-    def rset_units(self, fname: str) -> str | None:
-        if fname == "VAL" and self.field_type("VAL") not in ("DBF_STRING", "DBF_ENUM") \
-                or fname in ("HOPR", "LOPR"):
-            return self.f["EGU"]
-        return ""
-
-    def rset_precision(self, fname: str) -> int | None:
-        prec = self.f["PREC"]
-        return prec if fname == "VAL" else self.recgbl_prec(fname, prec)
-
+    # waveformRecord.c rset (no get_alarm_double): units and precision as ArrayUnits; HOPR/LOPR
+    # as VAL's display and control limits, BUSY 0..1, NORD 0..NELM, the type's range for the rest.
     def rset_graphic(self, fname: str) -> tuple[float, float] | None:
         f = self.f
         if fname == "VAL":
