@@ -1,12 +1,22 @@
 """``psu-timing-ioc`` / ``python -m ioc``: start the IOC like EPICS base's softIoc.
 
-    psu-timing-ioc [-S] [-m MACROS] [-d FILE.db]... [-a FILE.acf] [-x PREFIX] [st.cmd]
+    psu-timing-ioc [-S] [--strict] [-m MACROS] [-d FILE.db]... [-a FILE.acf] [-x PREFIX] [st.cmd]
 
 Options are applied in order, as softIoc does: ``-m`` sets the macros for the ``-d`` files after
 it. With a st.cmd, the script must call ``iocInit``; without one, iocInit runs after the ``-d``
 files. With neither a st.cmd nor ``-d``, the embedded default ``iocBoot/iocsim/st.cmd`` runs.
 ``-S`` serves without an interactive shell (for procServ/systemd) until SIGTERM/SIGINT or a write
-to the ``-x`` exit PV. Exit status: 0 after a clean stop, 1 when start-up failed (nothing served).
+to the ``-x`` exit PV.
+
+st.cmd errors are handled as EPICS base does: an unknown command or a failing one is reported
+(``ERROR st.cmd line 7: ...``) and the script goes on, unless the script says ``on error break``
+(stop) or ``on error halt`` (stop running commands; the IOC keeps serving what it serves until
+SIGTERM). ``--strict`` (or IOC_STRICT=1 in the environment, for CI): the first error anywhere
+stops the start. A failed iocInit always stops it: nothing is served.
+
+Exit status: 0 after a clean stop; 1 when start-up failed (a -d file, a failed iocInit, a st.cmd
+that cannot be read or stopped on ``on error break``, the first error with --strict) or the
+shell was halted by ``on error halt``.
 """
 from __future__ import annotations
 
@@ -27,7 +37,7 @@ from .ca import shell as _ca_shell  # noqa: F401  (casr)
 from .psu import shell as _psu_shell  # noqa: F401  (E3631AConfigure, E3631AReport)
 from .shell import core  # noqa: F401  (registers the core commands)
 from .shell import sub_cmds  # noqa: F401  (registerSubroutine)
-from .shell.interp import Shell
+from .shell.interp import FatalShellError, HaltShell, Shell, StrictStop
 from .shell.registry import ShellError
 from timing import devsup as _timing_devsup  # noqa: F401  (DTYPs "General Time", "NTP Time")
 from timing import shell as _timing_shell  # noqa: F401  (generalTimeReport, NTPTime_Init, ...)
@@ -51,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(ops=[])
     p.add_argument("-S", dest="no_shell", action="store_true", help="no interactive shell")
+    p.add_argument("--strict", action="store_true",
+                   default=os.environ.get("IOC_STRICT", "") not in ("", "0"),
+                   help="stop the start at the first st.cmd error, exit status 1 (default: "
+                        "report errors and go on, as EPICS base; also IOC_STRICT=1)")
     p.add_argument("-m", dest="m", action=_Ordered, metavar="MACROS",
                    help='macros for the following -d files, "A=1,B=2"')
     p.add_argument("-d", dest="d", action=_Ordered, metavar="FILE.db", help="load a database")
@@ -83,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging()
     os.environ.setdefault("TOP", TOP)
     ioc = Ioc()
-    shell = Shell(ioc)
+    shell = Shell(ioc, strict=args.strict)
+    halted = False
     _install_signals()
     try:
         try:
@@ -103,7 +118,28 @@ def main(argv: list[str] | None = None) -> int:
                 stcmd = os.path.join(TOP, DEFAULT_STCMD)
                 print(f"psu-timing-ioc: no st.cmd given, running {stcmd}", flush=True)
             if stcmd is not None:
-                shell.run_file(stcmd, strict=True)
+                try:
+                    status = shell.run_file(stcmd)
+                except StrictStop as exc:
+                    raise ShellError(f"{exc} (--strict: stopped at the first error)") from None
+                except FatalShellError as exc:
+                    path, line = shell.location
+                    first = str(exc).splitlines()[0].rstrip(":")
+                    raise ShellError(f"{path}:{line}: {first}") from None
+                except HaltShell:
+                    halted = True
+                if halted:
+                    # base suspends the shell's thread: no command runs any more, whatever
+                    # was started keeps running until the IOC is stopped
+                    print(f"psu-timing-ioc: {stcmd}: halted by 'on error halt'; stop the IOC "
+                          "with SIGTERM", file=sys.stderr, flush=True)
+                    while not ioc.exit_requested.wait(3600):
+                        pass
+                    return 1                # (SIGTERM arrives as KeyboardInterrupt: below)
+                if status:
+                    raise ShellError(f"{stcmd}: cannot be read" if not os.path.isfile(stcmd)
+                                     else f"{stcmd}: stopped by 'on error break'; nothing "
+                                     "more is run")
                 if not ioc.initialized:
                     print(f"warning: {stcmd} did not call iocInit; nothing is served",
                           file=sys.stderr)
@@ -116,7 +152,17 @@ def main(argv: list[str] | None = None) -> int:
             while not ioc.exit_requested.wait(3600):
                 pass
         else:
-            shell.interact()
+            shell.strict = False    # --strict is about the start-up; the prompt never stops
+            try:
+                shell.interact()
+            except FatalShellError as exc:      # iocInit typed at the prompt failed
+                print(f"psu-timing-ioc: {str(exc).splitlines()[0].rstrip(':')}",
+                      file=sys.stderr, flush=True)
+                return 1
+            except HaltShell:                   # a script run from the prompt halted
+                halted = True
+                while not ioc.exit_requested.wait(3600):
+                    pass
     except KeyboardInterrupt:
         pass
     finally:
@@ -126,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if ioc.failed:
         print("psu-timing-ioc: the CA server failed; exiting", file=sys.stderr, flush=True)
         return 1
-    return 0
+    return 1 if halted else 0
 
 
 if __name__ == "__main__":

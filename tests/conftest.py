@@ -142,6 +142,7 @@ class IocProcess:
         env = dict(os.environ)
         env["EPICS_CA_SERVER_PORT"] = str(self.port)
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(_module_env())
         env.update(extra_env or {})
         self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
         self.t0 = time.monotonic()
@@ -183,15 +184,28 @@ class IocProcess:
         return self.proc.returncode
 
 
+def ioc_command() -> list[str]:
+    """How tests start the IOC: the console script, as users do; with IOC_TEST_MODULE=1,
+    ``python -m ioc`` from this tree (a worktree whose code is not the installed one)."""
+    if os.environ.get("IOC_TEST_MODULE"):
+        return [sys.executable, "-m", "ioc"]
+    return ["psu-timing-ioc"]
+
+
+def _module_env() -> dict[str, str]:
+    """With IOC_TEST_MODULE=1, make ``python -m ioc`` import this tree from any cwd."""
+    if not os.environ.get("IOC_TEST_MODULE"):
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 @pytest.fixture
 def start_ioc(ca_ports, tmp_path):
     """start_ioc(*args, ready_pv=..., cwd=ROOT) -> IocProcess running ``psu-timing-ioc args``."""
     procs: list[IocProcess] = []
 
     def start(*args: str, ready_pv: str | None = None, cwd: Path = ROOT, **kw) -> IocProcess:
-        exe = [sys.executable, "-m", "ioc"] if os.environ.get("IOC_TEST_MODULE") else \
-            ["psu-timing-ioc"]
-        p = IocProcess(exe + list(args), ca_ports, cwd, ready_pv, **kw)
+        p = IocProcess(ioc_command() + list(args), ca_ports, cwd, ready_pv, **kw)
         procs.append(p)
         return p
 
@@ -220,5 +234,6 @@ def run_ioc_to_exit(*args: str, cwd: Path = ROOT, timeout_s: float = 20.0, stdin
     """Run ``psu-timing-ioc args`` expecting it to exit by itself (start-up errors, stdin EOF)."""
     env = dict(os.environ)
     env["EPICS_CA_SERVER_PORT"] = str(port or free_port())
-    return subprocess.run(["psu-timing-ioc", *args], cwd=str(cwd), env=env, input=stdin_text,
+    env.update(_module_env())
+    return subprocess.run([*ioc_command(), *args], cwd=str(cwd), env=env, input=stdin_text,
                           capture_output=True, text=True, timeout=timeout_s)

@@ -66,9 +66,13 @@ def test_bad_stcmd_names_file_and_line(tmp_path):
         noSuchCommand(1, 2)
         iocInit
         """)
-    r = run_ioc_to_exit("-S", str(st), cwd=tmp_path)
+    # --strict (CI): the first error stops the start; without it the script goes on as in
+    # base (tests/integration/test_shell_stcmd.py)
+    r = run_ioc_to_exit("-S", "--strict", str(st), cwd=tmp_path)
     assert r.returncode == 1
-    assert f"{st}:3: command 'noSuchCommand' not found" in r.stderr
+    assert "ERROR st.cmd line 3: Command noSuchCommand not found." in r.stderr
+    assert f"{st}:3: Command noSuchCommand not found." in r.stderr
+    assert "iocInit" not in r.stdout
 
 
 def test_iocinit_errors_are_all_reported(tmp_path):
@@ -76,8 +80,8 @@ def test_iocinit_errors_are_all_reported(tmp_path):
         record(calc, "C1") {
             field(CALC, "A+*B")
         }
-        record(ai, "A1") {
-            field(INP, "C1.NOPE")
+        record(sub, "A1") {
+            field(SNAM, "noSuchSubroutine")
         }
         """)
     st = _bad(tmp_path, "st.cmd", f'dbLoadRecords("{db}")\niocInit\n')
@@ -99,7 +103,7 @@ def test_shell_commands_on_stdin(tmp_path):
     assert 'DBF_STRING:         "On"' in r.stdout
     assert "SH:AI\nSH:BI" in r.stdout
     assert "EGU : V" not in r.stdout and "VAL : 1.5" in r.stdout   # dbpr level 0
-    assert "command 'noSuchCmd' not found" in r.stdout
+    assert "Command noSuchCmd not found." in r.stderr      # base's text, at the prompt
 
 
 #: What a shipped db needs configured before it loads (its port, its provider...).

@@ -344,7 +344,9 @@ def test_configuration_errors_name_the_line_and_the_report_prints(tmp_path):
     for name, (text, line, words) in cases.items():
         st = tmp_path / name
         st.write_text(text + "iocInit\n")
-        r = run_ioc_to_exit("-S", str(st))
+        # --strict: a configuration error stops the start (by default it is reported and the
+        # script goes on, as in EPICS base)
+        r = run_ioc_to_exit("-S", "--strict", str(st))
         assert r.returncode == 1, (name, r.stdout, r.stderr)
         assert f"{st}:{line}:" in r.stderr and words in r.stderr, (name, r.stderr)
     st = tmp_path / "ok.cmd"

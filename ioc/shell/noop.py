@@ -1,0 +1,126 @@
+"""Commands that have no meaning in this IOC: accepted with a one-line note, never an error.
+
+They come from EPICS base's softIoc (breakpoints, lock sets, access security, the registry,
+callback queues...) and from modules st.cmd files often call (asyn tracing, autosave,
+caPutLog). Each prints ``NAME: not available in this IOC (REASON); ignored`` and the script goes
+on. A command listed here with reason None is accepted silently: it is needed by every base
+st.cmd and its job is done already (record and device registration is built in).
+
+To give one of them a meaning, register it in its own module: the last registration wins, so
+register after ``ioc.shell.core`` is imported (ioc.main's import order).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .interp import raw_argv
+from .registry import COMMANDS, Arg, command
+
+if TYPE_CHECKING:
+    from .interp import Shell
+
+_AS = "no access security"
+_BKPT = "no breakpoints: records run on one event loop"
+_DBD = "record, menu and device definitions are built in (ioc/records/base.dbd)"
+_REG = "no EPICS registry: commands and device support are Python registrations"
+_ASYN = "no asyn"
+_AUTOSAVE = "no autosave"
+
+#: name -> (argument names as base's help shows them, reason or None for silent acceptance)
+NOT_HERE: dict[str, tuple[tuple[str, ...], str | None]] = {
+    # registration: built in (every st.cmd for softIoc calls it)
+    "softIoc_registerRecordDeviceDriver": (("pdbbase",), None),
+    "registerAllRecordDeviceDrivers": (("pdbbase",), None),
+    # access security
+    "asSetFilename": (("ascf",), _AS), "asSetSubstitutions": (("substitutions",), _AS),
+    "asInit": ((), _AS), "asDumpHash": ((), _AS), "ascar": (("level",), _AS),
+    "asdbdump": ((), _AS), "asphag": (("hagname",), _AS),
+    "aspmem": (("asgname", "clients"), _AS), "asprules": (("asgname",), _AS),
+    "aspuag": (("uagname",), _AS), "astac": (("recordname", "user", "host"), _AS),
+    # callback and scanOnce queues
+    "callbackParallelThreads": (("no of threads", "priority"), "no callback threads"),
+    "callbackQueueShow": (("reset",), "no callback queues"),
+    "callbackSetQueueSize": (("bufsize",), "no callback queues"),
+    "scanOnceQueueShow": (("reset",), "scanOnce runs on the event loop, no queue"),
+    "scanOnceSetQueueSize": (("size",), "scanOnce runs on the event loop, no queue"),
+    # static database dumps
+    "dbDumpBreaktable": (("pdbbase", "tableName"), "no breakpoint tables"),
+    "dbDumpDevice": (("pdbbase", "recordTypeName"), _DBD),
+    "dbDumpDriver": (("pdbbase",), _DBD), "dbDumpField": (("pdbbase", "recordTypeName",
+                                                          "fieldName"), _DBD),
+    "dbDumpFunction": (("pdbbase",), _DBD), "dbDumpLink": (("pdbbase",), _DBD),
+    "dbDumpMenu": (("pdbbase", "menuName"), _DBD), "dbDumpPath": (("pdbbase",), _DBD),
+    "dbDumpRecord": (("pdbbase", "recordTypeName", "interest level"), "use dbpr"),
+    "dbDumpRecordType": (("pdbbase", "recordTypeName"), _DBD),
+    "dbDumpRegistrar": (("pdbbase",), _DBD), "dbDumpVariable": (("pdbbase",), "use var"),
+    "dbPutAttribute": (("record type", "attribute name", "value"), _DBD),
+    "dbPvdDump": (("pdbbase", "verbose"), "no process variable directory"),
+    "dbPvdTableSize": (("size",), "no process variable directory"),
+    # breakpoints, lock sets, notify, channels
+    "dba": (("record name",), "no dbAddr: use dbgf"), "dbap": (("record name",), _BKPT),
+    "dbb": (("record name",), _BKPT), "dbc": (("record name",), _BKPT),
+    "dbd": (("record name",), _BKPT), "dbp": (("record name", "interest level"), _BKPT),
+    "dbs": (("record name",), _BKPT),
+    "dbLockShowLocked": (("interest level",), "no lock sets: one event loop"),
+    "dblsr": (("record name", "interest level"), "no lock sets: one event loop"),
+    "dbNotifyDump": ((), "no report of put-notifies"),
+    "dbtpn": (("record name", "value"), "no process-notify test"),
+    "tpn": (("record name", "value"), "no process-notify test"),
+    "dbel": (("record name", "level"), "no event-list report: use casr 1"),
+    "dbjlr": (("record name", "level"), "no JSON links"),
+    "gft": (("record name",), "no dbChannel test: use dbgf or caget"),
+    "pft": (("record name", "value"), "no dbChannel test: use dbpf or caput"),
+    "iocPause": ((), "an IOC here cannot be paused"),
+    # libCom
+    "dlload": (("path/library.so",), "no shared libraries to load"),
+    "epicsMutexShowAll": (("onlyLocked", "level"), "no epicsMutex"),
+    "epicsThreadResume": (("[thread ...]",), "threads are never suspended"),
+    "taskwdShow": (("level",), "no task watchdog"),
+    "errlog": (("message",), "no IOC log to send it to"),
+    "iocLogPrefix": (("prefix",), "no IOC log client"),
+    "iocLogShow": (("level",), "no IOC log client"),
+    "setIocLogDisable": (("(0,1)=>(false,true)",), "no IOC log client"),
+    # registry lookups
+    "registryDump": ((), _REG), "registryDeviceSupportFind": (("name",), _REG),
+    "registryDriverSupportFind": (("name",), _REG), "registryFunctionFind": (("name",), _REG),
+    "registryRecordTypeFind": (("name",), _REG),
+    # modules st.cmd files often use
+    "caPutLogInit": (("host:port", "config"), "no caPutLog"),
+    "caPutLogShow": (("level",), "no caPutLog"),
+    "asynSetTraceMask": (("portName", "addr", "mask"), _ASYN),
+    "asynSetTraceIOMask": (("portName", "addr", "mask"), _ASYN),
+    "asynSetTraceInfoMask": (("portName", "addr", "mask"), _ASYN),
+    "asynSetTraceFile": (("portName", "addr", "filename"), _ASYN),
+    "asynSetTraceIOTruncateSize": (("portName", "addr", "size"), _ASYN),
+    "asynReport": (("level", "portName"), _ASYN),
+    "set_savefile_path": (("path", "subpath"), _AUTOSAVE),
+    "set_requestfile_path": (("path", "subpath"), _AUTOSAVE),
+    "set_pass0_restoreFile": (("file", "macros"), _AUTOSAVE),
+    "set_pass1_restoreFile": (("file", "macros"), _AUTOSAVE),
+    "create_monitor_set": (("file", "period", "macros"), _AUTOSAVE),
+    "create_triggered_set": (("file", "trigger", "macros"), _AUTOSAVE),
+    "save_restoreSet_status_prefix": (("prefix",), _AUTOSAVE),
+}
+
+
+def _handler(name: str, reason: str | None):
+    @raw_argv
+    def handler(shell: "Shell", argv: list[str]) -> None:
+        if reason is not None:
+            shell.print(f"{name}: not available in this IOC ({reason}); ignored")
+    handler.__name__ = f"noop_{name}"
+    return handler
+
+
+def register_all() -> None:
+    """Register every listed command that nothing else registered (a module that gives one a
+    meaning keeps it, whichever was imported first)."""
+    for name, (args, reason) in NOT_HERE.items():
+        if name in COMMANDS:
+            continue
+        text = ("Accepted and ignored: " + reason + ".") if reason else \
+            "Accepted: its work is built into this IOC."
+        command(name, *(Arg(a) for a in args), help=text)(_handler(name, reason))
+
+
+register_all()

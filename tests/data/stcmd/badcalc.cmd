@@ -1,0 +1,2 @@
+dbLoadRecords("badcalc.db")
+iocInit
