@@ -50,6 +50,10 @@ def parse_macros(macros: str | dict[str, str] | None) -> dict[str, str]:
     return out
 
 
+#: menuPini indices (base.dbd): when a record is processed at start-up
+_PINI_YES, _PINI_RUN, _PINI_RUNNING = 1, 2, 3
+
+
 class Database:
     """All records of one IOC plus the machinery that runs them."""
 
@@ -305,14 +309,22 @@ class Database:
         """On the loop: process PINI records (PHAS order), CP initial scans, then start scans."""
         self.loop = asyncio.get_running_loop()
         self.running = True
-        pini = [r for r in self.records.values() if r.f["PINI"] in (1, 2)]
-        pini.sort(key=lambda r: r.f["PHAS"])
-        for rec in pini:
-            rec.db_process()
+        self._pini(_PINI_YES)           # iocBuild's initialProcess
+        self._pini(_PINI_RUN)           # iocRun: initHookAtIocRun
         for rec, _cpp in self._after_init:
             self.scan_once(rec)
         self._after_init.clear()
         self.scanner.start()
+        self._pini(_PINI_RUNNING)       # iocRun's last hook: initHookAfterIocRunning
+
+    def _pini(self, pini: int) -> None:
+        """piniProcess: process the records whose PINI is ``pini``, in PHAS order (records of
+        one phase as base's iterateRecords: by record type name, then in load order).
+        PAUSE/PAUSED would run at iocPause, which this IOC has not."""
+        recs = [r for r in self.records.values() if r.f["PINI"] == pini]
+        recs.sort(key=lambda r: (r.f["PHAS"], r.rtype))
+        for rec in recs:
+            rec.db_process()
 
     async def stop(self) -> None:
         self.running = False

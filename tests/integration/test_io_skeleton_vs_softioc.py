@@ -85,3 +85,26 @@ def test_simulation_and_init_match_softioc(start_ioc, start_softioc, tmp_path):
         ("get", "DELAY"),
     ]
     run_differential(start_ioc, start_softioc, tmp_path, DB, steps, monitor="AI DELAY")
+
+
+PINI_DB = r'''
+# PINI YES runs at iocBuild, RUN at iocRun, RUNNING after it, each pass in PHAS order:
+# RUN0 (PHAS 0) reads YES5 (PHAS 5), so it sees 1 only if all YES records ran first.
+record(calc, "$(P)YES5") { field(PINI, "YES") field(PHAS, "5") field(CALC, "VAL+1") }
+record(calc, "$(P)RUN0") { field(PINI, "RUN") field(INPA, "$(P)YES5") field(CALC, "A+10") }
+record(calc, "$(P)RUNNING") { field(PINI, "RUNNING") field(INPA, "$(P)RUN0") field(CALC, "A+100") }
+record(calc, "$(P)PAUSE") { field(PINI, "PAUSE") field(CALC, "VAL+1") }
+record(calc, "$(P)PAUSED") { field(PINI, "PAUSED") field(CALC, "VAL+1") }
+record(calc, "$(P)NO") { field(PINI, "NO") field(CALC, "VAL+1") }
+# within a phase, base goes by record type name: the ao (PHAS 1) runs before the calc
+record(calc, "$(P)ORDC") { field(PINI, "YES") field(PHAS, "1") field(INPA, "$(P)ORDA")
+    field(CALC, "A") }
+record(ao, "$(P)ORDA") { field(PINI, "YES") field(PHAS, "1") field(DOL, "7") field(OMSL, "closed_loop") }
+'''
+
+
+def test_pini_phases_match_softioc(start_ioc, start_softioc, tmp_path):
+    run_differential(start_ioc, start_softioc, tmp_path, PINI_DB, [
+        ("get", "YES5 RUN0 RUNNING PAUSE PAUSED NO ORDC ORDA"),
+        ("fields", "RUN0.UDF RUNNING.UDF PAUSE.UDF NO.UDF"),
+    ])
