@@ -92,6 +92,32 @@ class RawSoftInput(SoftInput):
     raw = True
 
 
+_ALL_ONES = 0xFFFFFFFF
+
+
+def _raw_mask_init(f: dict) -> None:
+    """devMbb*SoftRaw init_record: MASK all ones without NOBT, then shifted by SHFT."""
+    if f["NOBT"] == 0:
+        f["MASK"] = _ALL_ONES
+    f["MASK"] = (f["MASK"] << f["SHFT"]) & _ALL_ONES
+
+
+class RawMaskedInput(RawSoftInput):
+    """mbbi/mbbiDirect "Raw Soft Channel": MASK set up at init (:func:`_raw_mask_init`);
+    reads store ``INP & MASK`` in RVAL and always ask the record to convert (a failed read
+    too, as base does)."""
+
+    def init_record(self) -> None:
+        super().init_record()
+        _raw_mask_init(self.record.f)
+
+    def read(self) -> int:
+        super().read()
+        f = self.record.f
+        f["RVAL"] &= f["MASK"]
+        return CONVERT
+
+
 class SoftOutput(DeviceSupport):
     raw = False
 
@@ -111,7 +137,23 @@ class RawSoftOutput(SoftOutput):
     raw = True
 
 
+class RawMaskedOutput(SoftOutput):
+    """mbbo/mbboDirect "Raw Soft Channel": MASK set up at init; writes send ``RVAL & MASK``."""
+
+    def init_record(self) -> None:
+        _raw_mask_init(self.record.f)
+
+    def write(self) -> None:
+        rec = self.record
+        link = rec.links.get(rec.io_link)
+        if link is None or link.is_constant:
+            return
+        link.put_value(rec, rec.f["RVAL"] & rec.f["MASK"])
+
+
 register(_INPUTS, "Soft Channel", SoftInput)
 register(_OUTPUTS, "Soft Channel", SoftOutput)
-register(("ai", "bi", "mbbi"), "Raw Soft Channel", RawSoftInput)
-register(("ao", "bo", "mbbo"), "Raw Soft Channel", RawSoftOutput)
+register(("ai", "bi"), "Raw Soft Channel", RawSoftInput)
+register("mbbi", "Raw Soft Channel", RawMaskedInput)
+register(("ao", "bo"), "Raw Soft Channel", RawSoftOutput)
+register("mbbo", "Raw Soft Channel", RawMaskedOutput)

@@ -14,52 +14,14 @@ from __future__ import annotations
 
 import os
 
-from ..records.constants import CONVERT, NO_CONVERT
+from ..records.constants import NO_CONVERT
 from ..records.io import READ_FAILED
 from ..records.links import ConstantLink, LinkError
 from ..records.constants import Stat
 from ..records.links import InstioLink
 from .registry import DeviceSupport, DevSupError, register
 from .soft_control import PrintfStdio
-from .soft import RawSoftInput, SoftInput, SoftOutput, take_link_time
-
-_ALL_ONES = 0xFFFFFFFF
-
-
-def _raw_mask_init(f: dict) -> None:
-    """devMbb*DirectSoftRaw init_record: MASK all ones without NOBT, then shifted by SHFT."""
-    if f["NOBT"] == 0:
-        f["MASK"] = _ALL_ONES
-    f["MASK"] = (f["MASK"] << f["SHFT"]) & _ALL_ONES
-
-
-class RawDirectInput(RawSoftInput):
-    """mbbiDirect "Raw Soft Channel"."""
-
-    def init_record(self) -> None:
-        super().init_record()
-        _raw_mask_init(self.record.f)
-
-    def read(self) -> int:
-        super().read()
-        f = self.record.f
-        f["RVAL"] &= f["MASK"]
-        return CONVERT
-
-
-class RawDirectOutput(SoftOutput):
-    """mbboDirect "Raw Soft Channel"."""
-
-    def init_record(self) -> None:
-        _raw_mask_init(self.record.f)
-
-    def write(self) -> None:
-        rec = self.record
-        link = rec.links.get(rec.io_link)
-        if link is None or link.is_constant:
-            return
-        link.put_value(rec, rec.f["RVAL"] & rec.f["MASK"])
-
+from .soft import RawMaskedInput, RawMaskedOutput, SoftInput, SoftOutput, take_link_time
 
 class LsiSoft(DeviceSupport):
     """lsi "Soft Channel" (devLsiSoft.c): INP read as a long string into VAL and LEN; a
@@ -128,8 +90,8 @@ class LsiEnviron(DeviceSupport):
 
 register(("int64in", "mbbiDirect"), "Soft Channel", SoftInput)
 register(("int64out", "mbboDirect"), "Soft Channel", SoftOutput)
-register("mbbiDirect", "Raw Soft Channel", RawDirectInput)
-register("mbboDirect", "Raw Soft Channel", RawDirectOutput)
+register("mbbiDirect", "Raw Soft Channel", RawMaskedInput)
+register("mbboDirect", "Raw Soft Channel", RawMaskedOutput)
 register("lsi", "Soft Channel", LsiSoft)
 register("lso", "Soft Channel", LsoSoft)
 # "Async Soft Channel" (devXxSoftCallback.c) is asynchronous only through CA links; with the

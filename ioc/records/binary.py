@@ -137,9 +137,21 @@ class BoRecord(_Discrete, OutputRecord):
         self.db_process()
 
 
+def mask_from_nobt(f: dict) -> None:
+    """mbbi/mbbo/mbbi-/mbboDirect init_record: MASK from NOBT when MASK is not given. Runs in
+    pass 0, before device support's init_record, which shifts MASK (Raw Soft Channel)."""
+    if f["MASK"] == 0 and f["NOBT"] <= 32:
+        f["MASK"] = ((1 << f["NOBT"]) - 1) & 0xFFFFFFFF
+
+
 class _Multibit(_Discrete):
     #: get_enum_str's answer for a DBF_ENUM field other than VAL (mbbi and mbbo differ)
     other_field_text = "Illegal_Value"
+
+    def init_record(self, pass_: int) -> None:
+        if pass_ == 0:
+            mask_from_nobt(self.f)
+        super().init_record(pass_)
 
     def enum_string(self, fname: str, index: int) -> str:
         """rset get_enum_str: VAL's state string (ZRST..FFST, empty ones included), or
@@ -202,9 +214,6 @@ class MbboRecord(_Multibit, OutputRecord):
     def init_record(self, pass_: int) -> None:
         super().init_record(pass_)
         if pass_ == 1:
-            f = self.f
-            if f["MASK"] == 0 and f["NOBT"] <= 32:
-                f["MASK"] = (1 << f["NOBT"]) - 1      # NOBT given instead of MASK
             self.init_output()
 
     def convert(self) -> None:
@@ -251,10 +260,7 @@ class _Direct(Record):
 
     def init_record(self, pass_: int) -> None:
         if pass_ == 0:
-            f = self.f
-            # Before device support's init_record, which shifts MASK (Raw Soft Channel).
-            if f["MASK"] == 0 and f["NOBT"] <= 32:
-                f["MASK"] = ((1 << f["NOBT"]) - 1) & 0xFFFFFFFF
+            mask_from_nobt(self.f)
         super().init_record(pass_)
 
     def bits_from_val(self) -> None:

@@ -189,6 +189,10 @@ class _StringRecord:
 class StringinRecord(_StringRecord, InputRecord):
     rtype = "stringin"
 
+    def check_alarms(self) -> None:
+        """stringinRecord.c has no alarm checks (no UDF alarm): a processed stringin whose
+        INP gave nothing is NO_ALARM with UDF still set."""
+
 
 class StringoutRecord(_StringRecord, OutputRecord):
     rtype = "stringout"

@@ -118,6 +118,13 @@ class WaveformRecord(ArrayUnits, InputRecord):
         self.store(new)
         self.f["UDF"] = 0
 
+    def after_read(self, status: int) -> None:
+        # waveformRecord.c's process clears UDF after any read, even a failed or constant one
+        self.f["UDF"] = 0
+
+    def check_alarms(self) -> None:
+        """waveformRecord.c has no alarm checks of its own (no UDF alarm)."""
+
     def store(self, new) -> None:
         """Copy ``new`` into VAL and set NORD (posting NORD when it changes)."""
         f = self.f

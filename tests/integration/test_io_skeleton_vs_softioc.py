@@ -108,3 +108,40 @@ def test_pini_phases_match_softioc(start_ioc, start_softioc, tmp_path):
         ("get", "YES5 RUN0 RUNNING PAUSE PAUSED NO ORDC ORDA"),
         ("fields", "RUN0.UDF RUNNING.UDF PAUSE.UDF NO.UDF"),
     ])
+
+
+INIT_DB = r'''
+# found by the corpus (tests/data/corpus): state after iocInit of processed records
+record(stringin, "$(P)SIEMPTY") { field(PINI, "YES") }
+record(stringout, "$(P)SOEMPTY") { field(PINI, "YES") }
+record(waveform, "$(P)WFCONST") { field(PINI, "YES") field(NELM, "3") field(FTVL, "DOUBLE")
+    field(INP, "[1,2]") }
+record(waveform, "$(P)WFEMPTY") { field(PINI, "YES") field(NELM, "3") }
+record(waveform, "$(P)WFNONE") { field(NELM, "3") }
+record(mbbi, "$(P)MBBINOBT") { field(NOBT, "4") field(SHFT, "2") }
+record(mbbi, "$(P)MBBIRAW") { field(DTYP, "Raw Soft Channel") field(SHFT, "4") field(INP, "$(P)RAWSRC")
+    field(ZRVL, "0") field(ONVL, "1") field(TWVL, "2") field(ZRST, "a") field(ONST, "b") field(TWST, "c") }
+record(mbbi, "$(P)MBBIRAWN") { field(DTYP, "Raw Soft Channel") field(NOBT, "2") field(SHFT, "1")
+    field(INP, "$(P)RAWSRC") field(ONVL, "1") field(ONST, "one") field(TWVL, "2") field(TWST, "two") }
+record(mbbo, "$(P)MBBORAW") { field(DTYP, "Raw Soft Channel") field(NOBT, "3") field(SHFT, "2")
+    field(OUT, "$(P)RAWSINK PP") field(ONVL, "7") field(ONST, "one") }
+record(longin, "$(P)RAWSRC") { field(VAL, "0x2c") }
+record(longout, "$(P)RAWSINK") { }
+'''
+
+
+def test_init_state_and_raw_masks_match_softioc(start_ioc, start_softioc, tmp_path):
+    run_differential(start_ioc, start_softioc, tmp_path, INIT_DB, [
+        ("get", "SIEMPTY SOEMPTY WFCONST WFEMPTY WFNONE"),
+        ("fields", "SIEMPTY.UDF SOEMPTY.UDF WFCONST.UDF WFCONST.NORD WFEMPTY.UDF WFNONE.UDF"),
+        ("fields", "MBBINOBT.MASK MBBIRAW.MASK MBBIRAWN.MASK MBBORAW.MASK"),
+        ("put", "MBBIRAW.PROC", "1"),
+        ("put", "MBBIRAWN.PROC", "1"),
+        ("get", "MBBIRAW MBBIRAWN"),
+        ("fields", "MBBIRAW.RVAL MBBIRAWN.RVAL"),
+        ("put", "MBBORAW", "1"),
+        ("get", "MBBORAW RAWSINK"),
+        ("fields", "MBBORAW.RVAL"),
+        ("put", "WFNONE.PROC", "1"),
+        ("get", "WFNONE"),
+    ])
