@@ -18,6 +18,7 @@ import threading
 from typing import Any, Callable
 
 from ..records.base import Record
+from ..records.breaktable import BrkTable, make_table
 from ..records.errors import RecordInitError
 from ..records.constants import Stat
 from ..records.fields import LINK_TYPES, FieldValueError
@@ -72,8 +73,18 @@ class Database:
         # Counts field puts (dbPut) of every record: what a put may change (units, limits,
         # state strings...) is unchanged while this is, so readers may cache it.
         self.put_count = 0
+        self.breaktables: dict[str, BrkTable] = {}   # dbd breaktable()s by name
 
     # --------------------------------------------------------------- lookup
+    def add_breaktables(self, tables: dict[str, list[float]]) -> None:
+        """Register ``breaktable`` definitions (a Dbd's ``breaktables``); first one wins."""
+        for name, points in tables.items():
+            self.breaktables.setdefault(name, make_table(name, points))
+
+    def find_breaktable(self, name: str):
+        """The breakpoint table called ``name`` (a menuConvert choice), or None."""
+        return self.breaktables.get(name)
+
     @staticmethod
     def device_choices(rtype: str) -> list[str]:
         """The DTYP menu of a record type: the device supports registered for it."""

@@ -56,6 +56,7 @@ class Dbd:
     menus: dict[str, list[tuple[str, str]]] = field(default_factory=dict)   # name -> [(C name, string)]
     recordtypes: dict[str, RecordTypeSpec] = field(default_factory=dict)
     devices: dict[str, dict[str, str]] = field(default_factory=dict)        # rtype -> {choice: link type}
+    breaktables: dict[str, list[float]] = field(default_factory=dict)       # name -> [raw, eng, ...]
 
     def device_choices(self, rtype: str) -> list[str]:
         return list(self.devices.get(rtype, {}))
@@ -228,8 +229,20 @@ def read_dbd(path: str, dbd: Dbd | None = None, search_path: list[str] | None = 
         elif word in ("driver", "registrar", "function", "variable", "link"):
             lex.args()
         elif word == "breaktable":
-            lex.args()
-            lex.skip_block()
+            (bname,) = lex.args()
+            lex.expect("{")
+            points: list[float] = []
+            while not lex.at("}"):
+                k, w, ln = lex.next()
+                if k == "punct" and w == ",":
+                    continue
+                try:
+                    points.append(float(_unquote(w) if w.startswith('"') else w))
+                except ValueError:
+                    raise DbLoadError(path, ln, f"bad breaktable value {w!r}") from None
+            lex.expect("}")
+            # first definition wins, as dbStatic ignores a duplicate breaktable
+            dbd.breaktables.setdefault(bname, points)
         else:
             raise DbLoadError(path, line, f"unknown dbd statement {word!r}")
     return dbd

@@ -3,14 +3,37 @@ from __future__ import annotations
 
 import math
 
-from .constants import DBE_LOG, DBE_VALUE
+from . import breaktable as bpt
+from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
 from .io import READ_FAILED, InputRecord, OutputRecord
 from .links import as_float
 from .meta import AnalogMeta
 
-# menuConvert: 0 NO CONVERSION, 1 SLOPE, 2 LINEAR, >2 breakpoint tables (not supported).
+# menuConvert: 0 NO CONVERSION, 1 SLOPE, 2 LINEAR, >2 name breakpoint tables.
 _LINR_NONE, _LINR_SLOPE, _LINR_LINEAR = 0, 1, 2
 _OIF_INCREMENTAL = 1
+
+
+def _bpt_convert(rec, value: float, to_eng: bool) -> float | None:
+    """Convert through the table LINR names; None (SOFT/MAJOR set) when no such table.
+
+    Out-of-range values are extrapolated and also raise SOFT/MAJOR, as cvtBpt.c + ai/ao do.
+    The table comes from the Database's ``find_breaktable`` (records never import it).
+    """
+    f = rec.f
+    name = rec.menus["menuConvert"][f["LINR"]][1]
+    find = getattr(rec.db, "find_breaktable", None)
+    table = find(name) if find else None
+    if table is None:
+        rec.set_sevr(Stat.SOFT, Sevr.MAJOR)
+        return None
+    cvt = bpt.raw_to_eng if to_eng else bpt.eng_to_raw
+    out, f["LBRK"], status = cvt(table, value, f["LBRK"])
+    if status != bpt.BPT_OK:
+        rec.set_sevr(Stat.SOFT, Sevr.MAJOR)
+        if not to_eng:
+            return None
+    return out
 
 
 class AiRecord(AnalogMeta, InputRecord):
@@ -37,6 +60,10 @@ class AiRecord(AnalogMeta, InputRecord):
         val += f["AOFF"]
         if f["LINR"] in (_LINR_SLOPE, _LINR_LINEAR):
             val = val * f["ESLO"] + f["EOFF"]
+        elif f["LINR"] > _LINR_LINEAR:
+            # aiRecord: a missing table keeps the value before the table
+            eng = _bpt_convert(self, val, to_eng=True)
+            val = val if eng is None else eng
         self.smooth(val)
 
     def smooth(self, val: float) -> None:
@@ -117,6 +144,12 @@ class AoRecord(AnalogMeta, OutputRecord):
         f["OVAL"] = value
         if f["LINR"] in (_LINR_SLOPE, _LINR_LINEAR):
             value = 0.0 if f["ESLO"] == 0.0 else (value - f["EOFF"]) / f["ESLO"]
+        elif f["LINR"] > _LINR_LINEAR:
+            # aoRecord: any table error leaves RVAL as it was
+            raw = _bpt_convert(self, value, to_eng=False)
+            if raw is None:
+                return
+            value = raw
         value -= f["AOFF"]
         if f["ASLO"] != 0.0:
             value /= f["ASLO"]

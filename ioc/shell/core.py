@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from ..app import IocStartError
 from ..database.db import IocInitError
 from ..database.errors import DbLoadError
+from ..dbd.reader import read_dbd
+from ..records.breaktable import BreaktableError
 from ..records.base import PutError
 from ..records.fields import ENUM_TYPES, FLOAT_TYPES, LINK_TYPES
 from ..timesrc import epics_to_posix
@@ -184,16 +186,22 @@ def _load_failed(fname: str, exc: DbLoadError) -> IocshError:
 
 
 @command("dbLoadDatabase", Arg("file name"), Arg("path"), Arg("substitutions"),
-         help="Accepted for st.cmd compatibility: record and device definitions are built "
-              "in (db/psuTiming.dbd is for EPICS base's softIoc); the file must exist.")
+         help="Load the breakpoint tables (breaktable) of a .dbd; its record, menu and device "
+              "definitions are built in (db/psuTiming.dbd is for EPICS base's softIoc).")
 def db_load_database(shell: "Shell", fname: str | None, path, subs) -> None:
     if not fname:
         raise IocshError("dbLoadDatabase: no file name given")
     # PATH is a search path (":"-separated, as dbPath); without one, the current directory
     dirs = [d for d in (path or "").split(os.pathsep) if d] if not os.path.isabs(fname) else []
     candidates = [os.path.join(d, fname) for d in dirs] or [fname]
-    if all(_missing(c) for c in candidates):
+    found = [c for c in candidates if not _missing(c)]
+    if not found:
         raise IocshError(f"failed to load '{fname}': {_missing(candidates[0])}")
+    try:
+        dbd = read_dbd(found[0], search_path=dirs)
+        shell.ioc.db.add_breaktables(dbd.breaktables)
+    except (DbLoadError, BreaktableError) as exc:
+        raise IocshError(f"dbLoadDatabase {fname}: {exc}") from None
 
 
 @command("dbLoadRecords", Arg("file name"), Arg("substitutions", default=""),

@@ -44,7 +44,7 @@ NOT_HERE: dict[str, tuple[tuple[str, ...], str | None]] = {
     "scanOnceQueueShow": (("reset",), "scanOnce runs on the event loop, no queue"),
     "scanOnceSetQueueSize": (("size",), "scanOnce runs on the event loop, no queue"),
     # static database dumps
-    "dbDumpBreaktable": (("pdbbase", "tableName"), "no breakpoint tables"),
+    "dbDumpBreaktable": (("pdbbase", "tableName"), "breakpoint tables are not dumped"),
     "dbDumpDevice": (("pdbbase", "recordTypeName"), _DBD),
     "dbDumpDriver": (("pdbbase",), _DBD), "dbDumpField": (("pdbbase", "recordTypeName",
                                                           "fieldName"), _DBD),
