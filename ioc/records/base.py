@@ -90,6 +90,17 @@ def check_deadband(last: float, val: float, deadband: float) -> bool:
     return not (delta <= deadband)
 
 
+# checkAlarms' alarm ranges (the AFTC filter averages these numbers) and what they raise
+_RANGE_LOLO, _RANGE_LOW, _RANGE_NORMAL, _RANGE_HIGH, _RANGE_HIHI = 1, 2, 3, 4, 5
+_RANGE_STAT = {0: Stat.SOFT, _RANGE_LOLO: Stat.LOLO, _RANGE_LOW: Stat.LOW, _RANGE_NORMAL: Stat.NO_ALARM,
+               _RANGE_HIGH: Stat.HIGH, _RANGE_HIHI: Stat.HIHI}
+_RANGE_FIELDS = {_RANGE_LOLO: ("LLSV", "LOLO"), _RANGE_LOW: ("LSV", "LOW"),
+                 _RANGE_HIGH: ("HSV", "HIGH"), _RANGE_HIHI: ("HHSV", "HIHI")}
+#: (range, severity field, limit field, an upper limit?) in the order checkAlarms tests them
+_LIMITS = ((_RANGE_HIHI, "HHSV", "HIHI", True), (_RANGE_LOLO, "LLSV", "LOLO", False),
+           (_RANGE_HIGH, "HSV", "HIGH", True), (_RANGE_LOW, "LSV", "LOW", False))
+_AFTC_THRESHOLD = 0.6321        # 1 - 1/e: where the filtered range rounds the other way
+
 class Record(RsetMeta):
     """Base class of all record types. Subclasses set ``rtype`` and implement ``process()``."""
 
@@ -119,6 +130,7 @@ class Record(RsetMeta):
         self.channels: dict[str, Any] = {}    # field -> CA channel (created on first connect)
         self.listeners: dict[str, list[Callable[[int], None]]] = {}
         self.time: tuple[int, int] = (0, 0)   # EPICS epoch seconds, nanoseconds
+        self.time_last: tuple[int, int] = (0, 0)   # TIME when the current processing began
         self.notifies: list[PutNotify] = []   # put-callbacks waiting for this record
         self.infos: dict[str, str] = {}
         self.aliases: list[str] = []
@@ -254,34 +266,64 @@ class Record(RsetMeta):
         return False
 
     def check_analog_alarms(self, val: float, *, lalm_field: str = "LALM") -> None:
-        """HIHI/HIGH/LOW/LOLO with HYST, as ai/ao/calc/longin checkAlarms (AFTC filtering omitted).
+        """HIHI/HIGH/LOW/LOLO with HYST, as ai/ao/calc/longin/int64in checkAlarms, with the
+        AFTC alarm filter of the types that have it.
 
         A limit whose severity field is NO_ALARM is ignored, so an unset limit never alarms.
         """
         f = self.f
         if self.check_udf():
+            if "AFVL" in f:
+                f["AFVL"] = 0.0
             return
         hyst = f.get("HYST", 0)
         lalm = f[lalm_field]
-        hihi, high, low, lolo = f["HIHI"], f["HIGH"], f["LOW"], f["LOLO"]
-        hhsv, hsv, lsv, llsv = f["HHSV"], f["HSV"], f["LSV"], f["LLSV"]
-        if hhsv and (val >= hihi or (lalm == hihi and val >= hihi - hyst)):
-            if self.set_sevr(Stat.HIHI, hhsv):
-                f[lalm_field] = hihi
-            return
-        if llsv and (val <= lolo or (lalm == lolo and val <= lolo + hyst)):
-            if self.set_sevr(Stat.LOLO, llsv):
-                f[lalm_field] = lolo
-            return
-        if hsv and (val >= high or (lalm == high and val >= high - hyst)):
-            if self.set_sevr(Stat.HIGH, hsv):
-                f[lalm_field] = high
-            return
-        if lsv and (val <= low or (lalm == low and val <= low + hyst)):
-            if self.set_sevr(Stat.LOW, lsv):
-                f[lalm_field] = low
-            return
-        f[lalm_field] = val
+        # (alarm range, severity, limit) of the first limit VAL is beyond, in base's order
+        rng, asev, alev = _RANGE_NORMAL, 0, val
+        for r, sv, lim, above in _LIMITS:
+            sev, limit = f[sv], f[lim]
+            if sev and ((val >= limit or (lalm == limit and val >= limit - hyst)) if above
+                        else (val <= limit or (lalm == limit and val <= limit + hyst))):
+                rng, asev, alev = r, sev, limit
+                break
+        if f.get("AFTC", 0) > 0:
+            rng, asev, alev = self._alarm_filter(rng, asev, alev)
+        elif "AFVL" in f:
+            f["AFVL"] = 0.0
+        if asev:
+            if self.set_sevr(_RANGE_STAT[rng], asev):
+                f[lalm_field] = alev
+        else:
+            f[lalm_field] = val
+
+    def _alarm_filter(self, rng: int, asev: int, alev: float) -> tuple[int, int, float]:
+        """check_analog_alarms' AFTC step: the filtered range and its severity and limit."""
+        rng = self.alarm_filter_level(rng)
+        if rng == _RANGE_NORMAL:
+            return rng, 0, alev
+        if rng not in _RANGE_FIELDS:
+            return rng, asev, alev      # (cannot happen for AFVL in 1..5: base keeps them too)
+        sv, lim = _RANGE_FIELDS[rng]
+        return rng, self.f[sv], self.f[lim]
+
+    def alarm_filter_level(self, level: int) -> int:
+        """AFTC/AFVL (AFTC > 0): a first-order low-pass filter on an alarm level (a range,
+        or mbbi's state severity), time constant AFTC seconds over the time since the last
+        processing; AFVL's sign keeps the rounding direction (hysteresis between levels),
+        as aiRecord.c/mbbiRecord.c's checkAlarms. Returns the filtered level."""
+        f = self.f
+        aftc, afvl = f["AFTC"], f["AFVL"]
+        if afvl == 0:
+            f["AFVL"] = float(level)
+            return level
+        (s1, n1), (s0, n0) = self.time, self.time_last
+        dt = (s1 - s0) + (n1 - n0) * 1e-9
+        alpha = aftc / (dt + aftc)
+        afvl = alpha * afvl + ((1 - alpha) if afvl > 0 else (alpha - 1)) * level
+        if afvl - math.floor(afvl) > _AFTC_THRESHOLD:
+            afvl = -afvl            # reverse rounding
+        f["AFVL"] = afvl
+        return abs(int(math.floor(afvl)))
 
     def monitor_value(self, val_field: str = "VAL", *, deadbands: bool = True) -> None:
         """monitor(): alarms + MDEL/ADEL deadbands on a numeric VAL, then post it."""
@@ -364,6 +406,7 @@ class Record(RsetMeta):
         f["LCNT"] = 0
         if f["TPRO"]:
             log.info("%s: Process %s", self.db.thread_name(), self.name)
+        self.time_last = self.time      # process()'s timeLast (the AFTC filter's interval)
         self.process()
         notify = _NotifyScope.current
         if f["PACT"] and notify is not None:
@@ -385,6 +428,7 @@ class Record(RsetMeta):
         # Records this completion processes (FLNK, PP) join the first waiting put-callback.
         _NotifyScope.current = self.notifies[0] if self.notifies else None
         try:
+            self.time_last = self.time
             self.process()
         finally:
             _NotifyScope.current = saved

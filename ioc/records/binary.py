@@ -179,9 +179,15 @@ class _Multibit(_Discrete):
     def multibit_alarms(self) -> None:
         f = self.f
         if self.check_udf():
+            if "AFVL" in f:
+                f["AFVL"] = 0.0
             return
         val = f["VAL"]
         sevr = f["UNSV"] if val > 15 else f[STATE_PREFIXES[val] + "SV"]
+        if f.get("AFTC", 0) > 0:            # mbbi: the state severity is filtered
+            sevr = self.alarm_filter_level(sevr)
+        elif "AFVL" in f:
+            f["AFVL"] = 0.0
         self.state_alarm(sevr)
 
 

@@ -145,3 +145,34 @@ def test_init_state_and_raw_masks_match_softioc(start_ioc, start_softioc, tmp_pa
         ("put", "WFNONE.PROC", "1"),
         ("get", "WFNONE"),
     ])
+
+
+AFTC_DB = r'''
+# AFTC: a long time constant (1000 s) holds the alarm range of the first processing over the
+# few ms between our puts; a tiny one (1 ns) follows the new range at once.
+record(ao, "$(P)SRC") { }
+record(ai, "$(P)SLOW") { field(INP, "$(P)SRC") field(AFTC, "1000") field(HIGH, "5") field(HSV, "MINOR")
+    field(HIHI, "8") field(HHSV, "MAJOR") }
+record(ai, "$(P)FAST") { field(INP, "$(P)SRC") field(AFTC, "1e-9") field(HIGH, "5") field(HSV, "MINOR")
+    field(HIHI, "8") field(HHSV, "MAJOR") }
+record(longin, "$(P)LSLOW") { field(INP, "$(P)SRC") field(AFTC, "1000") field(HIGH, "5") field(HSV, "MINOR") }
+record(calc, "$(P)CSLOW") { field(INPA, "$(P)SRC") field(CALC, "A") field(AFTC, "1000") field(HIGH, "5")
+    field(HSV, "MINOR") }
+record(mbbi, "$(P)MSLOW") { field(INP, "$(P)SRC") field(AFTC, "1000") field(ZRSV, "NO_ALARM")
+    field(ONSV, "MAJOR") field(TWSV, "MAJOR") field(ZRST, "z") field(ONST, "o") field(TWST, "t") }
+record(mbbi, "$(P)MFAST") { field(INP, "$(P)SRC") field(AFTC, "1e-9") field(ZRSV, "NO_ALARM")
+    field(ONSV, "MAJOR") field(ZRST, "z") field(ONST, "o") }
+'''
+
+
+def test_alarm_filter_aftc_matches_softioc(start_ioc, start_softioc, tmp_path):
+    procs = [("put", f"{r}.PROC", "1") for r in ("SLOW", "FAST", "LSLOW", "CSLOW", "MSLOW", "MFAST")]
+    run_differential(start_ioc, start_softioc, tmp_path, AFTC_DB, [
+        ("put", "SRC", "0"), *procs,
+        ("get", "SLOW FAST LSLOW CSLOW MSLOW MFAST"),
+        ("put", "SRC", "1"), *procs,            # mbbi state 1: MAJOR (filtered in MSLOW)
+        ("get", "SLOW FAST LSLOW CSLOW MSLOW MFAST"),
+        ("put", "SRC", "9"), *procs,
+        ("get", "SLOW FAST LSLOW CSLOW"),
+        ("fields", "SLOW.AFTC MSLOW.AFTC"),
+    ])
