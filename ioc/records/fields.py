@@ -85,8 +85,9 @@ def coerce(spec: FieldSpec, value, choices: list[str] | None = None, *, strict_s
     """Convert ``value`` (str, int, float, or bytes) to the field's Python value.
 
     ``choices`` are the menu/device/enum strings for enumerated fields. Raises
-    FieldValueError when EPICS would refuse the value. ``strict_string`` refuses over-long strings
-    (database load) instead of truncating them (run-time put).
+    FieldValueError when EPICS would refuse the value. ``strict_string`` (database load) refuses
+    over-long strings instead of truncating them (run-time put) and wraps integer text that
+    fits 64 bits into the field's width, as dbPutStringNum does.
     """
     dbf = spec.dbf
     if isinstance(value, bytes):
@@ -111,8 +112,11 @@ def coerce(spec: FieldSpec, value, choices: list[str] | None = None, *, strict_s
         else:
             v = int(value)
         if not lo <= v <= hi:
-            # Text out of range is refused (dbStaticLib); a number wraps like the C cast dbConvert does.
-            if isinstance(value, str):
+            # A number wraps like the C cast dbConvert does. Text in a database file wraps too
+            # if it fits 64 bits (dbPutStringNum parses an int64/uint64 and casts: 0xffffffff
+            # in a LONG field is -1); text put at run time out of range is refused.
+            top = 2 ** 64 if lo == 0 else 2 ** 63         # epicsParseUInt64 / epicsParseInt64
+            if isinstance(value, str) and not (strict_string and -2 ** 63 <= v < top):
                 raise FieldValueError(f"{v} out of range for {dbf[4:]}")
             v = (v - lo) % (hi - lo + 1) + lo
         return v

@@ -176,3 +176,17 @@ def test_alarm_filter_aftc_matches_softioc(start_ioc, start_softioc, tmp_path):
         ("get", "SLOW FAST LSLOW CSLOW"),
         ("fields", "SLOW.AFTC MSLOW.AFTC"),
     ])
+
+
+WRAP_DB = r'''
+# integer text in a db file is parsed as 64 bits and cast to the field (dbPutStringNum)
+record(longout, "$(P)LO") { field(HOPR, "0xffffffff") field(LOPR, "4294967294") field(VAL, "0x80000000") }
+record(mbbo, "$(P)MB") { field(ZRVL, "0xffffffff") field(ONVL, "-1") }
+record(longin, "$(P)LI") { field(HIHI, "-2147483649") }
+'''
+
+
+def test_integer_text_wraps_as_dbputstringnum(start_ioc, start_softioc, tmp_path):
+    run_differential(start_ioc, start_softioc, tmp_path, WRAP_DB, [
+        ("fields", "LO.HOPR LO.LOPR LO MB.ZRVL MB.ONVL LI.HIHI"),
+    ])
