@@ -29,11 +29,12 @@ import sys
 
 from . import devsup  # noqa: F401  (registers the built-in device support)
 from .app import Ioc, IocStartError
-from .ca import dbstate as _dbstate  # noqa: F401  (dbStateCreate, dbStateSet, ... for sync)
+from .filters import dbstate as _dbstate  # noqa: F401  (dbStateCreate, dbStateSet, ... for sync)
 from .database.db import IocInitError
 from .database.errors import DbLoadError
 from .psu import devsup as _psu_devsup  # noqa: F401  (DTYP "E3631A")
 from .ca import shell as _ca_shell  # noqa: F401  (casr)
+from .caclient import shell as _caclient_shell  # noqa: F401  (dbcar)
 from .psu import shell as _psu_shell  # noqa: F401  (E3631AConfigure, E3631AReport)
 from .shell import core  # noqa: F401  (registers the core commands)
 from .shell import sub_cmds  # noqa: F401  (registerSubroutine)

@@ -18,12 +18,12 @@ import numpy as np
 
 from ..records.fields import CA_TYPES, ENUM_TYPES, LINK_TYPES
 from ..records.links import link_text
-from .fieldlog import FieldLog
+from ..filters.fieldlog import FieldLog
 
 if TYPE_CHECKING:
     from ..records.base import Record
     from .circuit import Circuit
-    from .filters import FilterChain
+    from ..filters import FilterChain
 
 PVLINK_STRINGSZ = 1024      # a link field read as a long string (dbChannel.c)
 _ENUM_RECORDS = frozenset({"bi", "bo", "mbbi", "mbbo"})

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import protocol as P
-from .fieldlog import FieldLog
+from ..filters.fieldlog import FieldLog
+from ..records.fields import format_double
 
 FLOAT_DBF = frozenset({"DBF_FLOAT", "DBF_DOUBLE"})
 ENUM_DBF = frozenset({"DBF_ENUM", "DBF_MENU", "DBF_DEVICE"})
@@ -109,32 +110,6 @@ class ConvertError(Exception):
 
 
 # ------------------------------------------------------------------------ conversions
-def format_double(value: float, precision: int) -> str:
-    """cvtDoubleToString (libCom cvtFast.c), which dbConvert uses for DBR_STRING of a double:
-    fixed point with ``precision`` decimals, rounded half up, for |value| <= 1e7 and a
-    precision up to 8; beyond that ``%.Ne`` (|value| > 1e16 or precision > 8) or ``%.Nf``
-    with at most 3 decimals."""
-    precision = int(precision) & 0xFFFF
-    v = float(value)
-    if math.isnan(v) or precision > 8 or v > 10000000.0 or v < -10000000.0:
-        if precision > 8 or v > 1e16 or v < -1e16:
-            p = min(precision, 17)
-            return "%*.*e" % (p + 7, p, v)
-        return "%.*f" % (min(precision, 3), v)
-    neg = v < 0
-    x = -v if neg else v
-    whole = int(x)
-    fplace = 10 ** precision
-    fraction = (int((x - whole) * fplace * 10) + 5) // 10
-    if fraction // fplace >= 1:
-        whole += 1
-        fraction -= fplace
-    text = ("-" if neg else "") + str(whole)
-    if precision > 0:
-        text += "." + str(fraction).zfill(precision)
-    return text
-
-
 def _c_int(v: float | int, bits: int, signed: bool) -> int:
     """C's cast of a number to an integer type of ``bits`` (x86: via a 32-bit conversion for
     doubles, so NaN and out-of-range doubles become INT_MIN before truncation)."""

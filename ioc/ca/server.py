@@ -9,7 +9,7 @@ port of the system's choosing (as rsrv does) and says so; the UDP port is shared
 (SO_REUSEADDR/SO_REUSEPORT) so that several IOCs on one host answer searches.
 
 Channel names: ``REC``, ``REC.FIELD``, then the EPICS 7 modifiers: ``$`` (a string or link field
-as a CHAR array), ``[s:i:e]`` and JSON5 filters (``ioc.ca.filters``). A name that does not
+as a CHAR array), ``[s:i:e]`` and JSON5 filters (``ioc.filters``). A name that does not
 resolve, or whose modifiers are malformed, fails CREATE_CHAN with CREATE_CH_FAIL.
 """
 from __future__ import annotations
@@ -23,11 +23,11 @@ import socket
 from typing import TYPE_CHECKING
 
 from . import protocol as P
-from . import filters
+from .. import filters
 from .channel import ClientChannel, FieldChannel
 from .circuit import Circuit
 from .events import EventTask
-from .filters import split_pv_name
+from ..filters import split_pv_name
 from .udp import SearchProtocol, send_beacons
 
 if TYPE_CHECKING:

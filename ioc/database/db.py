@@ -14,12 +14,14 @@ import concurrent.futures
 import difflib
 import logging
 import os
+import sys
 import threading
 from typing import Any, Callable
 
+from ..caclient import CaLinkClient
 from ..records.base import Record
 from ..records.breaktable import BrkTable, make_table
-from ..records.errors import RecordInitError
+from ..records.errors import RecordInitError, RecordInitReport
 from ..records.constants import Stat
 from ..records.fields import LINK_TYPES, FieldValueError
 from ..records.links import InstioLink, LinkError, parse_link
@@ -73,6 +75,8 @@ class Database:
         # Counts field puts (dbPut) of every record: what a put may change (units, limits,
         # state strings...) is unchanged while this is, so readers may cache it.
         self.put_count = 0
+        # dbCa: the channels of the CA links, started and stopped with the database.
+        self.ca_links = CaLinkClient(self)
         self.breaktables: dict[str, BrkTable] = {}   # dbd breaktable()s by name
 
     # --------------------------------------------------------------- lookup
@@ -186,8 +190,9 @@ class Database:
                         rec.set_from_text(fd.name, fd.value)   # builds up the new record
                     else:
                         edits.append((rec, fd.name, rec.coerce_field(fd.name, fd.value, True)))
-                    if fd.name == rec.value_field() and fd.value.strip():
-                        # dbStaticLib: a VAL given in the database defines the record (UDF 0).
+                    if fd.name == "VAL":
+                        # dbPutString: a VAL given in the database, even "", defines the
+                        # record (UDF 0)
                         if rec.name in new:
                             rec.f["UDF"] = 0
                         else:
@@ -234,6 +239,10 @@ class Database:
             fname, line = rec.origin
             errors.append(f"{fname}:{line}: record {rec.name}: {msg}")
 
+        def report(rec: Record, exc: RecordInitReport) -> None:
+            fname, line = rec.origin
+            print(f"ERROR {fname}:{line}: record {rec.name}: {exc}", file=sys.stderr, flush=True)
+
         # As iocInit: the initial UDF severity of every record (before any init_record can
         # define its value), init_record pass 0 of all records, links and device support
         # of all, then pass 1 of all (device support's init_record runs before it here).
@@ -245,6 +254,9 @@ class Database:
         for rec in self.records.values():
             try:
                 rec.init_record(0)
+                stage.append(rec)
+            except RecordInitReport as exc:
+                report(rec, exc)
                 stage.append(rec)
             except (LinkError, DevSupError, RecordInitError, FieldValueError) as exc:
                 err(rec, str(exc))
@@ -275,6 +287,9 @@ class Database:
                     rec.dset.init_record()
                 rec.init_record(1)
                 ok.append(rec)
+            except RecordInitReport as exc:
+                report(rec, exc)
+                ok.append(rec)
             except (LinkError, DevSupError, RecordInitError, FieldValueError) as exc:
                 err(rec, str(exc))
         for rec in ok:
@@ -293,7 +308,7 @@ class Database:
         for fname, fs in rec.spec.fields.items():
             if fs.dbf in LINK_TYPES and rec.f.get(fname, "").strip():
                 try:
-                    rec.links[fname] = parse_link(rec.f[fname], self.lookup)
+                    rec.links[fname] = parse_link(rec.f[fname], self.lookup, fs.dbf)
                 except LinkError as exc:
                     raise LinkError(f"{fname} {rec.f[fname]!r}: {exc}") from None
 
@@ -307,7 +322,7 @@ class Database:
         if not text:
             return
         try:
-            link = parse_link(text, self.lookup)
+            link = parse_link(text, self.lookup, rec.spec.fields[fname].dbf)
         except LinkError as exc:
             raise PutError(f"{rec.name}.{fname}: {exc}") from None
         rec.links[fname] = link
@@ -326,6 +341,7 @@ class Database:
             self.scan_once(rec)
         self._after_init.clear()
         self.scanner.start()
+        await self.ca_links.start()     # iocRun: dbCaRun after scanRun
         self._pini(_PINI_RUNNING)       # iocRun's last hook: initHookAfterIocRunning
 
     def _pini(self, pini: int) -> None:
@@ -340,6 +356,7 @@ class Database:
     async def stop(self) -> None:
         self.running = False
         await self.scanner.stop()
+        await self.ca_links.stop()      # iocShutdown: dbCaShutdown
 
     # ------------------------------------------------------------ loop bridge
     def call_soon_threadsafe(self, fn: Callable[[], Any]) -> None:

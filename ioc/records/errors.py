@@ -13,3 +13,9 @@ class PutErrorKept(PutError):
 
 class RecordInitError(Exception):
     """A record that cannot be initialised; iocInit reports it with the record's file:line."""
+
+
+class RecordInitReport(RecordInitError):
+    """An init_record failure base reports and carries on from (recGblRecordError): iocInit
+    prints it with the record's file:line, the IOC starts, and the record stays as far as its
+    initialisation got (a sub whose SNAM is unknown raises BAD_SUB/INVALID when processed)."""

@@ -148,6 +148,32 @@ def coerce(spec: FieldSpec, value, choices: list[str] | None = None, *, strict_s
     return value
 
 
+def format_double(value: float, precision: int) -> str:
+    """cvtDoubleToString (libCom cvtFast.c), which dbConvert uses for DBR_STRING of a double:
+    fixed point with ``precision`` decimals, rounded half up, for |value| <= 1e7 and a
+    precision up to 8; beyond that ``%.Ne`` (|value| > 1e16 or precision > 8) or ``%.Nf``
+    with at most 3 decimals."""
+    precision = int(precision) & 0xFFFF
+    v = float(value)
+    if math.isnan(v) or precision > 8 or v > 10000000.0 or v < -10000000.0:
+        if precision > 8 or v > 1e16 or v < -1e16:
+            p = min(precision, 17)
+            return "%*.*e" % (p + 7, p, v)
+        return "%.*f" % (min(precision, 3), v)
+    neg = v < 0
+    x = -v if neg else v
+    whole = int(x)
+    fplace = 10 ** precision
+    fraction = (int((x - whole) * fplace * 10) + 5) // 10
+    if fraction // fplace >= 1:
+        whole += 1
+        fraction -= fplace
+    text = ("-" if neg else "") + str(whole)
+    if precision > 0:
+        text += "." + str(fraction).zfill(precision)
+    return text
+
+
 def format_number(value) -> str:
     """Format a number as EPICS's cvtDoubleToString-ish %g with enough digits."""
     if isinstance(value, float):

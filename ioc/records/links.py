@@ -2,9 +2,9 @@
 
 Link text follows EPICS: ``""`` or a number is a constant; ``@text`` is an INST_IO address for
 device support; ``REC[.FIELD] [NPP|PP|CA|CP|CPP] [NMS|MS|MSS|MSI]`` is a DB link (FIELD defaults
-to VAL). A name that is not a record of this IOC would be a CA link to another IOC in EPICS; we do
-not reach other IOCs yet, so such a link stays disconnected and reading it raises a LINK/INVALID
-alarm (EPICS shows the same while a CA link is unconnected).
+to VAL). A name that is not a record (or field) of this IOC, or a link with the CA, CP or CPP
+flag, is a CA link (:mod:`ioc.records.calink`, base's dbCa): it reads what its channel monitors
+and stays disconnected, reading as LINK/INVALID, while nobody serves the name.
 
 Semantics (dbGetLink/dbPutLink/dbScanFwdLink):
 * PP: a Passive target is processed before it is read / after it is written;
@@ -20,13 +20,13 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from .errors import PutError
+from .fields import format_double
+from .link_filters import FilterError, build_link_chain, filtered_read, split_link_name
 from .constants import DBE_ALARM, DBE_VALUE, SCAN_PASSIVE, Sevr, Stat
 
 if TYPE_CHECKING:
     from .base import Record
 
-_PROCESS_OPTS = {"NPP", "PP", "CA", "CP", "CPP"}
-_MS_OPTS = {"NMS", "MS", "MSS", "MSI"}
 
 
 class LinkError(ValueError):
@@ -116,6 +116,13 @@ class DbLink(Link):
         self.proc = proc
         self.ms = ms
         self._listener = None
+        self.chain = None          # channel filters of the name (link_filters)
+        name = _split_name_opts(text)[0]
+        if split_link_name(name)[2]:
+            try:
+                self.chain = build_link_chain(name, target, field)
+            except FilterError as exc:
+                raise LinkError(f"dbChannelOpen: {exc}") from None
 
     def _maximize(self, rec: "Record", sevr: int, stat: int) -> None:
         if self.ms == "MS" and sevr:
@@ -137,8 +144,14 @@ class DbLink(Link):
             strs = t.choices(self.field)
             if strs is not None:
                 return strs[v] if 0 <= v < len(strs) else str(v)
+        if as_string and isinstance(v, float):
+            # dbGetLink DBR_STRING of a double: cvtDoubleToString at the target's precision
+            get_prec = getattr(t, "rset_precision", None)
+            return format_double(v, (get_prec(self.field) if get_prec else 0) or 0)
         if self.field == "VAL" and hasattr(t, "array"):
-            return t.array()
+            v = t.array()
+        if self.chain is not None:
+            v = filtered_read(self.chain, t, self.field, v)
         return v
 
     def put_value(self, rec: "Record", value) -> bool:
@@ -207,37 +220,33 @@ class DbLink(Link):
             self._listener = None
 
 
-class ExternalLink(Link):
-    """A PV name that is not in this IOC: a CA link in EPICS, unconnected here."""
-
-    def __init__(self, text: str, name: str):
-        self.text = text
-        self.pvname = name
-
-    def get_value(self, rec: "Record", as_string: bool = False):
-        rec.set_sevr(Stat.LINK, Sevr.INVALID)
-        return None
-
-    def put_value(self, rec: "Record", value) -> bool:
-        rec.set_sevr(Stat.LINK, Sevr.INVALID)
-        return False
+def _split_name_opts(text: str) -> tuple[str, list[str]]:
+    """(PV name, options) of PV link text: the name ends at white space or at a comma that is
+    not inside a channel filter's braces/brackets (``REC.{arr:{s:1,i:2}} PP``)."""
+    t, depth = text.strip(), 0
+    for i, c in enumerate(t):
+        if c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+        elif depth <= 0 and (c.isspace() or c == ","):
+            return t[:i], t[i:].replace(",", " ").split()
+    return t, []
 
 
 def split_db_link(text: str) -> tuple[str, str, str, str]:
-    """``"REC.FLD PP MS"`` -> (record, field, process option, maximize-severity option)."""
-    parts = text.replace(",", " ").split()
-    name = parts[0]
-    proc, ms = "NPP", "NMS"
-    for opt in parts[1:]:
-        u = opt.upper()
-        if u in _PROCESS_OPTS:
-            proc = u
-        elif u in _MS_OPTS:
-            ms = u
-        else:
-            raise LinkError(f"unknown link option {opt!r} in {text!r}")
-    rec, _, field = name.partition(".")
-    return rec, field or "VAL", proc, ms
+    """``"REC.FLD PP MS"`` -> (record, field, process option, maximize-severity option).
+
+    The options are found as dbParseLink finds them: by substring, longest first, anywhere
+    after the name (``"REC CPP,MSI"``, ``"REC NPPMS"``); anything else there is ignored, as
+    base ignores it (``OUT "A.DISA B.RVAL"`` is ``A.DISA NPP NMS``).
+    """
+    name, opts = _split_name_opts(text)
+    rest = " ".join(opts)
+    proc = next((o for o in ("NPP", "CPP", "PP", "CA", "CP") if o in rest), "NPP")
+    ms = next((o for o in ("NMS", "MSI", "MSS", "MS") if o in rest), "NMS")
+    rec, field, _ = split_link_name(name)
+    return rec, field, proc, ms
 
 
 def is_constant_text(text: str) -> bool:
@@ -275,22 +284,32 @@ def link_text(text: str, dbf: str) -> str:
     return f"{name} {proc} {ms}"
 
 
-def parse_link(text: str, lookup) -> Link:
-    """Parse link text; ``lookup(name)`` returns a Record of this IOC or None.
+def parse_link(text: str, lookup, dbf: str = "") -> Link:
+    """Parse link text; ``lookup(name)`` returns a Record of this IOC or None; ``dbf`` is the
+    link field's type (DBF_INLINK/DBF_OUTLINK/DBF_FWDLINK; "" counts as an input link).
 
-    Raises LinkError for malformed links or a DB link to a field the target does not have.
+    A PV link is a DB link when its record and field are in this IOC and it has none of the
+    CA, CP, CPP flags (a forward link keeps only CA, an output link drops CPP: dbParseLink);
+    otherwise a CA link (dbInitLink), which a field of this IOC still reaches in-process.
+    Raises LinkError for malformed links (unknown options).
     """
     t = text.strip()
+    if t.startswith("{"):
+        from .jlinks import parse_json_link     # jlinks builds on this module
+        return parse_json_link(t, lookup, dbf)
     if is_constant_text(t):
         return ConstantLink(t)
     if t.startswith("@"):
         return InstioLink(t)
     recname, field, proc, ms = split_db_link(t)
+    if (dbf == "DBF_FWDLINK" and proc != "CA") or (dbf == "DBF_OUTLINK" and proc == "CPP"):
+        proc = "NPP"
     target = lookup(recname)
-    if target is None:
-        return ExternalLink(t, recname)
-    if field != "TIME" and not target.has_field(field):
-        raise LinkError(f"record {recname} has no field {field}")
+    if target is not None and field != "TIME" and not target.has_field(field):
+        target = None           # dbDbInitLink fails: base makes it a CA link (to nobody)
+    if target is None or proc in ("CA", "CP", "CPP"):
+        from .calink import CaLink      # calink builds on this module
+        return CaLink(t, _split_name_opts(t)[0], field, proc, ms, target)
     return DbLink(t, target, field, proc, ms)
 
 

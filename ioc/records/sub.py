@@ -33,7 +33,7 @@ import numpy as np
 
 from .base import Record
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
-from .errors import PutErrorKept, RecordInitError
+from .errors import PutErrorKept, RecordInitReport
 from .links import ConstantLink, as_float
 from .meta import AnalogMeta
 from .waveform import FTVL_TYPES
@@ -99,12 +99,12 @@ class _SubCaller:
             return _FAILED
 
     def run_inam(self) -> None:
-        """INAM at iocInit: an unknown name fails the record's initialisation, as in base."""
+        """INAM at iocInit: an unknown name ends the record's initialisation (reported), as in base."""
         inam = self.f["INAM"]
         if inam:
             func = find_subroutine(inam)
             if func is None:
-                raise RecordInitError(f"Init subroutine (INAM) {inam!r} not found")
+                raise RecordInitReport(f"Init subroutine (INAM) {inam!r} not found")
             self.call_routine(func, "INAM")
 
 
@@ -156,7 +156,7 @@ class SubRecord(_SubCaller, AnalogMeta, Record):
         self.run_inam()
         if not self._bind_snam():
             if f["SNAM"]:
-                raise RecordInitError(f"Proc subroutine (SNAM) {f['SNAM']!r} not found")
+                raise RecordInitReport(f"Proc subroutine (SNAM) {f['SNAM']!r} not found")
             return
         f["MLST"] = f["ALST"] = f["LALM"] = f["VAL"]
 
@@ -299,7 +299,7 @@ class ASubRecord(_SubCaller, Record):
         if f["LFLG"] != _LFLG_READ and f["SNAM"]:
             self._sadr = find_subroutine(f["SNAM"])
             if self._sadr is None:
-                raise RecordInitError(f"SNAM subr {f['SNAM']!r} not found")
+                raise RecordInitReport(f"SNAM subr {f['SNAM']!r} not found")
         f["ONAM"] = f["SNAM"]
         f["OVAL"] = f["VAL"]
         for x in _ASUB_LETTERS:

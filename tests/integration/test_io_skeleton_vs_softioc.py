@@ -190,3 +190,41 @@ def test_integer_text_wraps_as_dbputstringnum(start_ioc, start_softioc, tmp_path
     run_differential(start_ioc, start_softioc, tmp_path, WRAP_DB, [
         ("fields", "LO.HOPR LO.LOPR LO MB.ZRVL MB.ONVL LI.HIHI"),
     ])
+
+
+STRLINK_DB = r'''
+# a double read as a string through a DB link is formatted at the source's PREC (dbConvert)
+record(ai, "$(P)SRC") { field(VAL, "3.14159265") field(PREC, "3") }
+record(calc, "$(P)CSRC") { field(CALC, "2/3") field(PREC, "5") }
+record(ao, "$(P)NOPREC") { field(VAL, "2.5") }
+record(stringin, "$(P)SI") { field(INP, "$(P)SRC") }
+record(stringin, "$(P)SIC") { field(INP, "$(P)CSRC PP") }
+record(stringin, "$(P)SIN") { field(INP, "$(P)NOPREC") }
+record(printf, "$(P)PF") { field(FMT, "[%s] [%.2f]") field(INP0, "$(P)SRC") field(INP1, "$(P)SRC") }
+record(lsi, "$(P)LSI") { field(SIZV, "40") field(INP, "$(P)SRC") }
+'''
+
+
+def test_double_read_as_string_uses_the_source_precision(start_ioc, start_softioc, tmp_path):
+    run_differential(start_ioc, start_softioc, tmp_path, STRLINK_DB, [
+        ("put", "SI.PROC", "1"), ("put", "SIC.PROC", "1"), ("put", "SIN.PROC", "1"),
+        ("put", "PF.PROC", "1"), ("put", "LSI.PROC", "1"),
+        ("get", "SI SIC SIN PF LSI"),
+        ("put", "SRC.PREC", "1"), ("put", "SI.PROC", "1"), ("get", "SI"),
+    ])
+
+
+EMPTY_VAL_DB = r'''
+# dbPutString: field(VAL, ...) in a db file clears UDF, even an empty one
+record(stringout, "$(P)SO") { field(VAL, "") }
+record(stringin, "$(P)SI") { field(VAL, "") }
+record(ai, "$(P)AI") { field(VAL, "") }
+record(stringin, "$(P)SINONE") { }
+'''
+
+
+def test_empty_val_in_db_defines_the_record(start_ioc, start_softioc, tmp_path):
+    run_differential(start_ioc, start_softioc, tmp_path, EMPTY_VAL_DB, [
+        ("get", "SO SI AI SINONE"),
+        ("fields", "SO.UDF SI.UDF AI.UDF SINONE.UDF"),
+    ])

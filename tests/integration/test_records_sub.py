@@ -62,23 +62,33 @@ def test_sub_asub_vs_softioc(start_ioc, start_softioc, tmp_path):
     ], monitor="AS AS.A ASUB")      # not WF: waveform MPST is another type's business
 
 
-def test_unknown_snam_is_init_error(start_ioc, start_softioc, tmp_path):
-    """base refuses to initialise the record ("Proc subroutine (SNAM)"); ours names the
-    record with its file:line and the IOC does not start."""
+def test_unknown_subroutine_is_reported_and_the_ioc_starts_as_base(start_ioc, start_softioc,
+                                                                      tmp_path):
+    """base reports the record ("Proc subroutine (SNAM)", recGblRecordError) and goes on; ours
+    names the record with its file:line and goes on too; processing such a record raises
+    BAD_SUB/INVALID in both."""
     db = tmp_path / "bad.db"
     db.write_text('record(sub, "S1") { field(SNAM, "nosuch") }\n'
                   'record(aSub, "A1") {\n field(SNAM, "nosuch2") }\n'
-                  'record(sub, "S3") { field(INAM, "nosuch3") field(SNAM, "asSubProcess") }\n')
+                  'record(sub, "S3") { field(INAM, "nosuch3") field(SNAM, "asSubProcess") }\n'
+                  'record(ai, "OK") { field(VAL, "1") }\n')
     base = start_softioc("-S", "-d", str(db), ready_pv="S1")
     wait_for(lambda: "Proc subroutine (SNAM)" in base.output(), 5, what="softIoc message")
     assert "PV: S1" in base.output() and "PV: A1" in base.output()
     assert "Init subroutine (INAM)" in base.output() and "PV: S3" in base.output()
-    ours = start_ioc("-S", "-d", str(db))
-    wait_for(lambda: ours.proc.poll() is not None, 15, what="our IOC to refuse the db")
+    ours = start_ioc("-S", "-d", str(db), ready_pv="S1")
     out = ours.output()
     assert "bad.db:1: record S1: Proc subroutine (SNAM) 'nosuch' not found" in out, out
     assert "bad.db:2: record A1:" in out and "nosuch2" in out, out
     assert "bad.db:4: record S3: Init subroutine (INAM) 'nosuch3' not found" in out, out
+    got = {}
+    for name, ioc in (("base", base), ("ours", ours)):
+        for rec in ("S1", "A1", "S3"):
+            caput(rec + ".PROC", "1", port=ioc.port)
+        got[name] = caget("-t", "S1", "S1.STAT", "S1.SEVR", "A1.STAT", "A1.SEVR", "S3.STAT",
+                          "S3.SEVR", "OK", port=ioc.port).split()
+    assert got["ours"] == got["base"], got
+    assert got["ours"][1:3] == ["BAD_SUB", "INVALID"]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Channel filters and field modifiers (ioc.ca.filters, ioc.ca.dbstate) against EPICS base 7.0.8.
+"""Channel filters and field modifiers (ioc.filters, ioc.filters.dbstate) against EPICS base 7.0.8.
 
 * Name syntax: every case of tests/data/ca_filter_names.txt and the inline ones below was
   checked with softIoc 7.0.8 (caget: connects or "not found"); MODEL is that softIoc's db.
@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ioc.ca import dbstate
-from ioc.ca.fieldlog import FieldLog
-from ioc.ca.filters import (DBE_ALARM, DBE_LOG, DBE_PROPERTY, DBE_VALUE, FieldInfo,
+from ioc.filters import dbstate
+from ioc.filters.fieldlog import FieldLog
+from ioc.filters import (DBE_ALARM, DBE_LOG, DBE_PROPERTY, DBE_VALUE, FieldInfo,
                             FilterError, build_chain, long_string_field, parse_channel_name,
                             split_pv_name)
-from ioc.ca.filters._json5 import JsonError, parse as json5_parse
-from ioc.ca.filters.ts import epics_strftime
+from ioc.filters._json5 import JsonError, parse as json5_parse
+from ioc.filters.ts import epics_strftime
 from ioc.shell.interp import Shell
 
 NAMES = Path(__file__).resolve().parent.parent / "data" / "ca_filter_names.txt"
