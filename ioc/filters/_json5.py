@@ -417,3 +417,66 @@ def parse(text: str, h: Handler) -> None:
                                 "or '}'")
             else:
                 raise JsonError("parse error: after array element, I expect ',' or ']'")
+
+
+class _ValueBuilder:
+    """yajl callbacks -> Python values (maps as dicts in key order, arrays as lists)."""
+
+    def __init__(self) -> None:
+        self.stack: list[Any] = []
+        self.keys: list[str | None] = []
+        self.result: Any = None
+
+    def _add(self, v: Any) -> bool:
+        if not self.stack:
+            self.result = v
+        elif isinstance(self.stack[-1], list):
+            self.stack[-1].append(v)
+        else:
+            self.stack[-1][self.keys[-1]] = v
+        return True
+
+    def null(self) -> bool:
+        return self._add(None)
+
+    def boolean(self, v: bool) -> bool:
+        return self._add(v)
+
+    def integer(self, v: int) -> bool:
+        return self._add(v)
+
+    def double(self, v: float) -> bool:
+        return self._add(v)
+
+    def string(self, v: str) -> bool:
+        return self._add(v)
+
+    def start_map(self) -> bool:
+        self.stack.append({})
+        self.keys.append(None)
+        return True
+
+    def map_key(self, k: str) -> bool:
+        self.keys[-1] = k
+        return True
+
+    def end_map(self) -> bool:
+        self.keys.pop()
+        return self._add(self.stack.pop())
+
+    def start_array(self) -> bool:
+        self.stack.append([])
+        self.keys.append(None)
+        return True
+
+    def end_array(self) -> bool:
+        self.keys.pop()
+        return self._add(self.stack.pop())
+
+
+def parse_value(text: str) -> Any:
+    """The Python value of ``text`` (maps as dicts in key order, arrays as lists), read as
+    :func:`parse` reads it. Raises JsonError."""
+    b = _ValueBuilder()
+    parse(text, b)
+    return b.result

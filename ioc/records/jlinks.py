@@ -37,70 +37,13 @@ CALC_DEFAULT_PREC = 15     # lnkCalc: "standard value for a double"
 REGISTERED_TYPES = ("const", "calc", "state", "debug", "trace")
 
 
-class _ValueBuilder:
-    """yajl callbacks -> Python values (maps as dicts in key order, arrays as lists)."""
-
-    def __init__(self) -> None:
-        self.stack: list[Any] = []
-        self.keys: list[str | None] = []
-        self.result: Any = None
-
-    def _add(self, v: Any) -> bool:
-        if not self.stack:
-            self.result = v
-        elif isinstance(self.stack[-1], list):
-            self.stack[-1].append(v)
-        else:
-            self.stack[-1][self.keys[-1]] = v
-        return True
-
-    def null(self) -> bool:
-        return self._add(None)
-
-    def boolean(self, v: bool) -> bool:
-        return self._add(v)
-
-    def integer(self, v: int) -> bool:
-        return self._add(v)
-
-    def double(self, v: float) -> bool:
-        return self._add(v)
-
-    def string(self, v: str) -> bool:
-        return self._add(v)
-
-    def start_map(self) -> bool:
-        self.stack.append({})
-        self.keys.append(None)
-        return True
-
-    def map_key(self, k: str) -> bool:
-        self.keys[-1] = k
-        return True
-
-    def end_map(self) -> bool:
-        self.keys.pop()
-        return self._add(self.stack.pop())
-
-    def start_array(self) -> bool:
-        self.stack.append([])
-        self.keys.append(None)
-        return True
-
-    def end_array(self) -> bool:
-        self.keys.pop()
-        return self._add(self.stack.pop())
-
-
 def parse_json_text(text: str) -> Any:
     """The value of relaxed-JSON ``text`` as base's yajl (JSON5 mode) reads it. Raises
     LinkError with yajl's message for text base refuses."""
-    b = _ValueBuilder()
     try:
-        _json5.parse(text, b)
+        return _json5.parse_value(text)
     except _json5.JsonError as exc:
         raise LinkError(f"dbJLinkInit: {exc}") from None
-    return b.result
 
 
 def _link_type(value: Any) -> tuple[str, Any]:

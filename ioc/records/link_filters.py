@@ -43,8 +43,8 @@ def build_link_chain(name: str, target: "Record", field: str) -> FilterChain | N
 
 
 def _now(target: "Record") -> tuple[int, int]:
-    t = target.f.get("TIME")
-    return t if isinstance(t, tuple) else (0, 0)
+    """The target's TIME (a record keeps it as ``time``, not among its fields)."""
+    return target.time
 
 
 def filtered_read(chain: FilterChain, target: "Record", field: str, plain: Any) -> Any:
