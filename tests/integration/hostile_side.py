@@ -178,8 +178,12 @@ _HOSTPORT = re.compile(r"(localhost|127\.0\.0\.1):\d+")
 
 
 def mask_text(s: str) -> str:
-    """Client output without date/time stamps and server ports (they differ by nature)."""
-    return _HOSTPORT.sub(r"\1:<port>", _STAMP.sub("<stamp>", s))
+    """Client output without date/time stamps, server hosts and ports (they differ by nature).
+
+    The host is masked too: libca names the server by a reverse lookup that finishes in the
+    background, so cainfo prints "127.0.0.1" or "localhost" depending on timing alone.
+    """
+    return _HOSTPORT.sub("<host>:<port>", _STAMP.sub("<stamp>", s))
 
 
 def long_value(m: ca.Msg) -> int:
