@@ -41,6 +41,7 @@ from .shell import sub_cmds  # noqa: F401  (registerSubroutine)
 from .shell.interp import FatalShellError, HaltShell, Shell, StrictStop
 from .shell.registry import ShellError
 from timing import devsup as _timing_devsup  # noqa: F401  (DTYPs "General Time", "NTP Time")
+from timing import devsup_stamp as _timing_stamp  # noqa: F401  (DTYP "Soft Timestamp")
 from timing import shell as _timing_shell  # noqa: F401  (generalTimeReport, NTPTime_Init, ...)
 from timing.evt import devsup as _evt_devsup  # noqa: F401  (DTYPs "EventTime", "Soft EVG")
 from timing.evt import shell as _evt_shell  # noqa: F401  (EvtTimeConfigure, EvtTimeReport, ...)

@@ -3,3 +3,4 @@ from .registry import DeviceSupport, DevSupError, choices, lookup, register  # n
 from . import soft  # noqa: F401,E402  (registers "Soft Channel" first, as EPICS's dbd does)
 from . import ioc_exit  # noqa: F401,E402
 from . import soft_array, soft_control, soft_scalar, soft_sub  # noqa: F401,E402
+from . import soft_misc  # noqa: F401,E402  (getenv, stdio, Db State, Async inputs; DTYP order)
