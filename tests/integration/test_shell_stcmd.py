@@ -195,3 +195,16 @@ def test_every_softioc_command_is_accepted():
     assert len(base) > 100
     # dbcar (CA links) is registered by the module of the CA links, not by the shell
     assert base - ours <= {"dbcar"}, base - ours
+
+
+def test_base_version_variables_are_set_as_in_softioc():
+    """iocshRegisterCommon's EPICS_VERSION_* and ARCH: databases read them (softIocExit.db's
+    ``@EPICS_VERSION_FULL``), so ours gives the values of the base it is compared with."""
+    names = ("MAJOR", "MIDDLE", "MINOR", "PATCH", "SNAPSHOT", "SITE", "SHORT", "FULL")
+    stdin = "".join(f"epicsEnvShow EPICS_VERSION_{n}\n" for n in names)
+    stdin += "epicsEnvShow ARCH\nexit\n"
+    env_lines = re.compile(r"^(?:epics> )?((?:EPICS_VERSION_\w+|ARCH)=.*)$", re.M)
+    ours = env_lines.findall(ANSI.sub("", run_ioc_to_exit(cwd=DATA, stdin_text=stdin).stdout))
+    base = env_lines.findall(ANSI.sub("", softioc_to_exit(stdin_text=stdin).stdout))
+    assert len(base) == len(names) + 1
+    assert ours == base
