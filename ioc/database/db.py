@@ -33,6 +33,26 @@ from .parser import AliasDef, RecordDef, parse_db_file
 
 log = logging.getLogger(__name__)
 
+# dbLexRoutines.c dbRecordNameValidate: these characters refuse a record/alias name; a
+# name beginning with one of _NAME_WARN_FIRST or holding a control character only warns.
+_NAME_BAD = frozenset(" \t\"'.$")
+_NAME_WARN_FIRST = frozenset("-+[{")
+
+
+def _validate_name(name: str, filename: str, lineno: int) -> None:
+    """Refuse (DbLoadError) or warn about (stderr) a record or alias name as base does."""
+    if not name:
+        raise DbLoadError(filename, lineno, "record/alias name can't be empty")
+    if name[0] in _NAME_WARN_FIRST:
+        print(f"Warning: Record/Alias name {name!r} should not begin with {name[0]!r}",
+              file=sys.stderr)
+    for c in name:
+        if c in _NAME_BAD:
+            raise DbLoadError(filename, lineno, f"bad record name {name!r} (character {c!r})")
+        if c < " ":
+            print(f"Warning: Record/Alias name {name!r} should not contain non-printable "
+                  f"0x{ord(c):02x}", file=sys.stderr)
+
 
 class IocInitError(Exception):
     """iocInit found problems; ``str()`` lists them, one ``file:line: ...`` per line."""
@@ -218,13 +238,13 @@ class Database:
 
     @staticmethod
     def _check_record_name(d: RecordDef) -> None:
-        if not d.name or any(c in d.name for c in " \t\"'{}"):
-            raise DbLoadError(d.filename, d.lineno, f"bad record name {d.name!r}")
         if "$(" in d.name or "${" in d.name:
             raise DbLoadError(d.filename, d.lineno, f"undefined macro in record name {d.name!r}")
+        _validate_name(d.name, d.filename, d.lineno)
 
     @staticmethod
     def _check_new_name(name: str, filename: str, lineno: int, find) -> None:
+        _validate_name(name, filename, lineno)
         if find(name) is not None:
             raise DbLoadError(filename, lineno, f"alias {name!r}: name already in use")
 
@@ -284,6 +304,7 @@ class Database:
         for rec in linked:
             try:
                 if rec.dset is not None:
+                    rec.before_dset_init()
                     rec.dset.init_record()
                 rec.init_record(1)
                 ok.append(rec)
@@ -311,6 +332,29 @@ class Database:
                     rec.links[fname] = parse_link(rec.f[fname], self.lookup, fs.dbf)
                 except LinkError as exc:
                     raise LinkError(f"{fname} {rec.f[fname]!r}: {exc}") from None
+
+    def check_link_put(self, rec: Record, fname: str, text: str) -> None:
+        """dbPutFieldLink's dbCanSetLink, before anything changes: an INST_IO address
+        ("@...") only where the device support (of the INP/OUT field) takes INST_IO, and
+        no other link type there; a link field without device support takes no INST_IO.
+        Raises PutError."""
+        from ..devsup import lookup
+        from ..records.base import PutError
+        expected = "CONSTANT"
+        if fname == rec.io_link:
+            dtyp = rec.choices("DTYP")
+            if dtyp and rec.f["DTYP"] < len(dtyp):
+                found = lookup(rec.rtype, dtyp[rec.f["DTYP"]])
+                if found is not None:
+                    expected = found[1]
+        ltype = "INST_IO" if str(text).lstrip().startswith("@") else "CONSTANT"
+        if expected not in ("CONSTANT", "PV_LINK", "JSON_LINK"):
+            ok = ltype == expected
+        else:
+            ok = ltype == "CONSTANT"
+        if not ok:
+            raise PutError(f"{rec.name}.{fname}: link type mismatch ({ltype} for a "
+                           f"{expected} link): {text!r}")
 
     def relink(self, rec: Record, fname: str) -> None:
         """A link field was written at run time: re-parse it (Soft Channel links only)."""

@@ -36,12 +36,42 @@ def _bpt_convert(rec, value: float, to_eng: bool) -> float | None:
     return out
 
 
-class AiRecord(AnalogMeta, InputRecord):
+class _EgulOffset:
+    """ai/ao init_record (aiRecord.c, aoRecord.c): for "old device support that does not know
+    EOFF", ESLO 1 with EOFF 0 makes EOFF = EGUL before device support's init_record; with
+    LINR SLOPE the ESLO/EOFF of the database are put back after it."""
+
+    def before_dset_init(self) -> None:
+        f = self.f
+        self._db_eslo_eoff = (f["ESLO"], f["EOFF"])
+        if f["ESLO"] == 1.0 and f["EOFF"] == 0.0:
+            f["EOFF"] = f["EGUL"]
+
+    #: base device supports of this record type without a dset init_record (the restore
+    #: happens only after one ran): devAoSoftRaw, devAoSoftCallback
+    no_dset_init: frozenset = frozenset()
+
+    def restore_slope(self) -> None:
+        saved = getattr(self, "_db_eslo_eoff", None)
+        dtyp = self.choices("DTYP") or []
+        name = dtyp[self.f["DTYP"]] if self.f["DTYP"] < len(dtyp) else ""
+        if name in self.no_dset_init:
+            return
+        if saved is not None and self.f["LINR"] == _LINR_SLOPE:
+            self.f["ESLO"], self.f["EOFF"] = saved
+
+
+class AiRecord(_EgulOffset, AnalogMeta, InputRecord):
     rtype = "ai"
     # aiRecord.c rset: EGU on DBF_DOUBLE fields but the conversion factors; HOPR/LOPR as
     # display and control limits of the value-like fields.
     no_egu = frozenset({"ASLO", "AOFF", "SMOO"})
     disp_fields = ctrl_fields = AnalogMeta.disp_fields | {"SVAL"}
+
+    def init_record(self, pass_: int) -> None:
+        super().init_record(pass_)
+        if pass_ == 1:
+            self.restore_slope()
 
     def after_read(self, status: int) -> None:
         # aiRecord: any read that did not fail defines VAL unless it is NaN.
@@ -82,8 +112,9 @@ class AiRecord(AnalogMeta, InputRecord):
             self.post("RVAL", DBE_VALUE | DBE_LOG)
 
 
-class AoRecord(AnalogMeta, OutputRecord):
+class AoRecord(_EgulOffset, AnalogMeta, OutputRecord):
     rtype = "ao"
+    no_dset_init = frozenset({"Raw Soft Channel", "Async Soft Channel"})
     sim_out_field = "OVAL"
     # aoRecord.c rset: PREC as is for the three values; IVOV displays HOPR/LOPR but has its
     # type's control range; the others' control limits are the drive limits.
@@ -98,6 +129,7 @@ class AoRecord(AnalogMeta, OutputRecord):
     def init_record(self, pass_: int) -> None:
         super().init_record(pass_)
         if pass_ == 1:
+            self.restore_slope()
             f = self.f
             f["OVAL"] = f["PVAL"] = f["MLST"] = f["ALST"] = f["LALM"] = f["VAL"]
             f["ORAW"], f["ORBV"] = f["RVAL"], f["RBV"]

@@ -379,6 +379,10 @@ class Record(RsetMeta):
     def init_record(self, pass_: int) -> None:
         """rset init_record; pass 0 before links are usable, pass 1 after."""
 
+    def before_dset_init(self) -> None:
+        """The part of rset init_record pass 1 that base runs before device support's
+        init_record (iocInit calls it just before ``dset.init_record()``)."""
+
     def process(self) -> None:
         raise NotImplementedError
 
@@ -477,6 +481,14 @@ class Record(RsetMeta):
             # Device support may refuse what its hardware would refuse (nothing is changed).
             self.dset.check_put(fname, new)
         fs = self.spec.fields[fname]
+        if fs.dbf in LINK_TYPES and self.db.initialized:
+            if from_link:
+                # dbPut (what a database link writes with) refuses every link field
+                # (S_db_badDbrtype); only dbPutField (CA, dbpf) can change a link.
+                raise PutError(f"{self.name}.{fname}: a link field can't be written by a link")
+            check = getattr(self.db, "check_link_put", None)
+            if check is not None:
+                check(self, fname, new)
         rescan = fs.special == "SPC_SCAN" and self.db.initialized
         if rescan and fname == "SCAN":
             try:

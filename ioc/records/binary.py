@@ -217,6 +217,13 @@ class MbboRecord(_Multibit, OutputRecord):
     other_field_text = "Bad Field"
     rtype = "mbbo"
 
+    def field_type(self, fname: str) -> str:
+        """mbboRecord.c cvt_dbaddr: without states (SDEF false) VAL is served as DBF_USHORT,
+        so a client reads the number (mbbi has no such rule: its VAL stays an enum)."""
+        if fname == "VAL" and not self.states_defined():
+            return "DBF_USHORT"
+        return super().field_type(fname)
+
     def init_record(self, pass_: int) -> None:
         super().init_record(pass_)
         if pass_ == 1:

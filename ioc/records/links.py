@@ -15,10 +15,10 @@ Semantics (dbGetLink/dbPutLink/dbScanFwdLink):
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from ..filters import _json5
 from .errors import PutError
 from .fields import format_double
 from .link_filters import FilterError, build_link_chain, filtered_read, split_link_name
@@ -83,7 +83,9 @@ class ConstantLink(Link):
             return None
         if t.startswith("[") or t.startswith("{") or t.startswith('"'):
             try:
-                v = json.loads(t)
+                # base reads constant links with its JSON5 yajl (trailing commas, comments,
+                # 64-bit integers kept exact)
+                v = _json5.parse_value(t)
             except ValueError as exc:
                 raise LinkError(f"bad constant link {t!r}: {exc}") from None
             if isinstance(v, dict):

@@ -286,6 +286,8 @@ class ASubRecord(_SubCaller, Record):
                     dt = _dtype(f[ft])
                     arrays[key] = np.full(f[no], "" if dt is object else 0, dtype=dt)
                 f["ONV" + x] = f["NEV" + x]
+                # base allocates OVLx in pass 0: a record whose pass 1 fails still monitors
+                self._ovl[x] = self.outputs["VAL" + x].copy()
             return
         for x in _ASUB_LETTERS:
             link = self.links.get("INP" + x)
