@@ -802,36 +802,28 @@ def because(*causes: str) -> str:
 
 
 EXPECTED_FAILURES: dict[str, str] = {
-    'asyn/testEpicsApp/Db/devInt32.db':
-        CAUSE_EOFF,
-    'epics-base/modules/database/src/std/softIoc/softIocExit.db':
-        missing_dtyp('getenv'),
-    'epics-base/modules/database/test/std/rec/asyncSoftTest.db':
-        missing_dtyp('Async Soft Channel'),
-    'epics-base/modules/database/test/std/rec/linkInitTest.db':
-        LOAD_JSON_ARRAY,
-    'modbus/modbusApp/Db/ai.template':
-        CAUSE_EOFF,
-    'modbus/modbusApp/Db/ao.template':
-        CAUSE_EOFF,
-    'mrfioc2/evgMrmApp/Db/nsls2-inj-modes.db':
-        LOAD_BRACES,
-    'mrfioc2/evrApp/Db/evrcml.db':
-        LOAD_SUB,
-    'mrfioc2/evrApp/Db/evreventutag.db':
-        CAUSE_INST_PUT,
-    'mrfioc2/evrFRIBApp/Db/fribevrout.db':
-        LOAD_SUB,
-    'mrfioc2/mrmShared/Db/mrmSoftSeq.template':
-        CAUSE_MBBO_NOSTR,
-    'optics/opticsApp/Db/xiahsc.db':
-        CAUSE_EOFF,
-    'pva2pva/iocBoot/iocimagedemo/image.db':
-        LOAD_SUB,
-    'std/stdApp/Db/misc.db':
-        missing_dtyp('Soft Timestamp'),
-    'std/stdApp/Db/timeString.db':
-        missing_dtyp('Soft Timestamp'),
+    'epics-base/modules/database/test/std/rec/asyncSoftTest.db': because(
+        "ai.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
+        "bi.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
+        "int64in.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
+        "longin.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
+        "mbbi.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
+        "mbbiDirect.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
+        "stringin.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
+    ),
+    'mrfioc2/evrApp/Db/evrcml.db': because(
+        "aSub.VAL: softIoc '33488931' vs ours '0'",
+        "aSub.STAT: softIoc 'BAD_SUB' vs ours 'UDF'",
+        "aSub.ACKS: softIoc 'INVALID' vs ours 'NO_ALARM'",
+        "aSub.STAT: softIoc 'DISABLE' vs ours 'UDF'",
+        "aSub.SEVR: softIoc 'NO_ALARM' vs ours 'INVALID'",
+        "ao.STAT: softIoc 'NO_ALARM' vs ours 'LINK'",
+        "ao.SEVR: softIoc 'NO_ALARM' vs ours 'INVALID'",
+        "ao.ACKS: softIoc 'NO_ALARM' vs ours 'INVALID'",
+        "longout.STAT: softIoc 'NO_ALARM' vs ours 'LINK'",
+        "longout.SEVR: softIoc 'NO_ALARM' vs ours 'INVALID'",
+        "longout.ACKS: softIoc 'NO_ALARM' vs ours 'INVALID'",
+    ),
 }
 
 # The bounded CI form: a fixed subset across the sources and causes (under ~60 s).
