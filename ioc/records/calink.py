@@ -38,6 +38,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from .constants import SCAN_PASSIVE, Sevr, Stat
+from .fields import format_double
 from .links import Link
 
 if TYPE_CHECKING:
@@ -226,6 +227,11 @@ class CaLink(Link):
                 self._fail(rec)
                 return None
             v = self.value
+            if as_string and self.native in ("DBF_DOUBLE", "DBF_FLOAT") and \
+                    isinstance(v, (int, float)):
+                # dbCaGetLink converts with no dbAddr: cvt_d_st/cvt_f_st's default
+                # precision 6, not the source's PREC (that is what a DB link uses)
+                v = format_double(v, 6)
         self._inherit(rec)
         return v
 

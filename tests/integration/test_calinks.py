@@ -128,3 +128,50 @@ def test_dbcar_level1_report_matches_softioc(start_ioc, start_softioc):
         b.stop()
     assert any("NOSUCH:PV" in l for l in reports[0])
     assert reports[1] == reports[0]
+
+
+_MS_RECORDS = ("MS", "NMS", "MSS", "MSI", "AIMS", "SIE", "LIE", "MBE", "SID")
+
+
+def _snapshot(prefix: str, port: int, names=_MS_RECORDS) -> list[str]:
+    """VAL, STAT and SEVR of B's records as caget -t prints them, in one call."""
+    pvs = [f"{prefix}{n}{f}" for n in names for f in ("", ".STAT", ".SEVR")]
+    return caget("-t", *pvs, port=port).split("\n")
+
+
+def _same_as_softioc(ours, soft, what: str, names=_MS_RECORDS) -> list[str]:
+    """Poll until our B's snapshot equals softIoc's B's (both settle on CP updates)."""
+    def same():
+        want = _snapshot("S:", soft.port, names)
+        got = _snapshot("B:", ours.port, names)
+        return want if got == want else None
+    try:
+        return wait_for(same, timeout_s=5.0, what=what)
+    except AssertionError:
+        assert _snapshot("B:", ours.port, names) == _snapshot("S:", soft.port, names), what
+        raise
+
+
+def test_severity_modes_and_value_kinds_vs_softioc(start_ioc, start_softioc):
+    """MS/NMS/MSS/MSI through CP links, enum and double sources read as strings, numbers and
+    an mbbi, A's alarm raised and cleared, then A gone: our B equals softIoc's B throughout."""
+    a = _start_a(start_ioc, "A:")
+    args = ("-d", str(DATA / "iocb_ms.db"))
+    ours = start_ioc("-S", "-m", "P=B:,A=A:", *args, ready_pv="B:MS", extra_env=_ca_env(a.port))
+    soft = start_softioc("-S", "-m", "P=S:,A=A:", *args, ready_pv="S:MS",
+                         extra_env=_ca_env(a.port))
+    first = _same_as_softioc(ours, soft, "initial CP updates")
+    assert first[0] == "3"
+    assert caput("A:SP", "8.5", port=a.port).returncode == 0        # HIHI 8: MAJOR
+    alarmed = _same_as_softioc(ours, soft, "A's HIHI alarm through the links")
+    assert "HIHI" in alarmed and "MAJOR" in alarmed
+    assert caput("A:BO", "1", port=a.port).returncode == 0
+    assert caput("A:SP", "1.25", port=a.port).returncode == 0
+    cleared = _same_as_softioc(ours, soft, "alarm cleared, enum changed")
+    assert "On" in cleared and "one" in cleared
+    port = a.port
+    a.stop()
+    for pre, ioc in (("B:", ours), ("S:", soft)):
+        for n in ("MS", "NMS", "AIMS", "SIE", "OUT", "LOUT"):
+            caput(f"{pre}{n}.PROC", "1", port=ioc.port)
+    _same_as_softioc(ours, soft, "A gone", names=_MS_RECORDS + ("OUT", "LOUT"))
