@@ -284,9 +284,8 @@ class Database:
         for rec in stage:
             try:
                 self._make_links(rec)
-                dtyp = rec.choices("DTYP")
                 if rec.io_link:
-                    name = dtyp[rec.f["DTYP"]] if dtyp and rec.f["DTYP"] < len(dtyp) else ""
+                    name = rec.dtyp_name()
                     found = lookup(rec.rtype, name)
                     if found is None:
                         raise DevSupError(f"no device support for DTYP {name!r}")
@@ -342,11 +341,9 @@ class Database:
         from ..records.base import PutError
         expected = "CONSTANT"
         if fname == rec.io_link:
-            dtyp = rec.choices("DTYP")
-            if dtyp and rec.f["DTYP"] < len(dtyp):
-                found = lookup(rec.rtype, dtyp[rec.f["DTYP"]])
-                if found is not None:
-                    expected = found[1]
+            found = lookup(rec.rtype, rec.dtyp_name())
+            if found is not None:
+                expected = found[1]
         ltype = "INST_IO" if str(text).lstrip().startswith("@") else "CONSTANT"
         if expected not in ("CONSTANT", "PV_LINK", "JSON_LINK"):
             ok = ltype == expected

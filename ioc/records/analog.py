@@ -53,9 +53,7 @@ class _EgulOffset:
 
     def restore_slope(self) -> None:
         saved = getattr(self, "_db_eslo_eoff", None)
-        dtyp = self.choices("DTYP") or []
-        name = dtyp[self.f["DTYP"]] if self.f["DTYP"] < len(dtyp) else ""
-        if name in self.no_dset_init:
+        if self.dtyp_name() in self.no_dset_init:
             return
         if saved is not None and self.f["LINR"] == _LINR_SLOPE:
             self.f["ESLO"], self.f["EOFF"] = saved

@@ -157,6 +157,12 @@ class Record(RsetMeta):
         """DBF_NOACCESS fields that this record type still serves (e.g. waveform VAL)."""
         return frozenset()
 
+    def dtyp_name(self) -> str:
+        """The DTYP choice in force ("" when the record type has no device support or DTYP
+        is out of its menu)."""
+        dtyp = self.choices("DTYP")
+        return dtyp[self.f["DTYP"]] if dtyp and self.f["DTYP"] < len(dtyp) else ""
+
     def choices(self, fname: str) -> list[str] | None:
         """Strings of an enumerated field: menu choices, device types, or the record's states."""
         fs = self.spec.fields[fname]
