@@ -28,7 +28,7 @@ import os
 
 from ..records.constants import NO_CONVERT, Sevr, Stat
 from ..records.io import READ_FAILED
-from ..records.links import ConstantLink, DbLink, InstioLink, as_float
+from ..records.links import CanonicalLinkText, ConstantLink, DbLink, InstioLink, as_float
 from . import registry
 from .registry import DeviceSupport, DevSupError, register
 from .soft import SoftInput, SoftOutput, take_link_time
@@ -151,8 +151,13 @@ class AsyncSoftInput(SoftInput):
                 self._dead = True
                 return
             field = field or "VAL"
-        self._chan = DbLink(getattr(link, "text", ""), target, field, "NPP",
-                            getattr(link, "ms", "NMS"))
+        ms = getattr(link, "ms", "NMS")
+        self._chan = DbLink(getattr(link, "text", ""), target, field, "NPP", ms)
+        # add_record keeps only the link's MS bits (pvlMask &= pvlOptMsMode): INP reads
+        # back as "NAME MS" with no process option.
+        text = str(rec.f.get(rec.io_link, "")).strip()
+        if text and not text.startswith("{"):
+            rec.f[rec.io_link] = CanonicalLinkText(f"{text.replace(',', ' ').split()[0]} {ms}")
 
     def read(self) -> int:
         rec = self.record

@@ -132,10 +132,14 @@ class Record(RsetMeta):
         self.time: tuple[int, int] = (0, 0)   # EPICS epoch seconds, nanoseconds
         self.time_last: tuple[int, int] = (0, 0)   # TIME when the current processing began
         self.notifies: list[PutNotify] = []   # put-callbacks waiting for this record
+        # put-callbacks that came while the record was busy: (field, value, notify)
+        self._deferred_puts: list[tuple[str, Any, PutNotify]] = []
         self.infos: dict[str, str] = {}
         self.aliases: list[str] = []
         self.scan_key = None                  # where the scanner has this record listed
         self._tse_failed = False
+        self._failure_logged = False
+        self.process_failure: Exception | None = None   # set by a failed db_process()
         self.origin = ("", 0)                 # file, line of the record() statement
 
     # ------------------------------------------------------------------ fields
@@ -192,6 +196,11 @@ class Record(RsetMeta):
 
     def get(self, fname: str):
         return self.f[fname]
+
+    def field_array(self, fname: str):
+        """The used elements of an array field other than VAL (aSub A..U, VALA..VALU) as
+        a DB link reads them; None for scalar fields."""
+        return None
 
     def set_from_text(self, fname: str, text: str) -> None:
         """Set a field from a .db ``field()`` value (load time; no processing, no posts)."""
@@ -417,7 +426,13 @@ class Record(RsetMeta):
         if f["TPRO"]:
             log.info("%s: Process %s", self.db.thread_name(), self.name)
         self.time_last = self.time      # process()'s timeLast (the AFTC filter's interval)
-        self.process()
+        self.process_failure = None
+        try:
+            self.process()
+        except Exception as exc:  # a record/device/subroutine bug must not stop the IOC
+            self._contain_failure(exc)
+            return
+        self._failure_logged = False
         notify = _NotifyScope.current
         if f["PACT"] and notify is not None:
             # Went asynchronous inside a put-with-callback: the put completes with us.
@@ -440,8 +455,31 @@ class Record(RsetMeta):
         try:
             self.time_last = self.time
             self.process()
+        except Exception as exc:  # see db_process: contained, the IOC goes on
+            self._contain_failure(exc)
         finally:
             _NotifyScope.current = saved
+
+    def _contain_failure(self, exc: Exception) -> None:
+        """An unexpected exception out of ``process()``: logged (once until a processing
+        succeeds again), the record left in SOFT/INVALID alarm with PACT cleared and its
+        put-callbacks completed, so that the scan, link or CA put that processed it goes on.
+        ``process_failure`` keeps the exception for a CA put to answer ECA_PUTFAIL."""
+        self.process_failure = exc
+        if not getattr(self, "_failure_logged", False):
+            log.error("%s: processing failed: %s", self.name, exc,
+                      exc_info=(type(exc), exc, exc.__traceback__))
+            self._failure_logged = True
+        f = self.f
+        f["PACT"] = 0
+        f["PUTF"] = 0
+        f["RPRO"] = 0
+        try:
+            self.set_sevr(Stat.SOFT, Sevr.INVALID, "processing failed")
+            self.post(self.value_field(), self.reset_alarms() | DBE_VALUE | DBE_LOG)
+        except Exception:  # the record is broken enough that even posting fails
+            log.debug("%s: posting after a failure failed", self.name, exc_info=True)
+        self._finish_notify()
 
     def fwd_link(self) -> None:
         """recGblFwdLink: FLNK, then a pending re-process (RPRO), then put-notify completion."""
@@ -459,6 +497,25 @@ class Record(RsetMeta):
         waiting, self.notifies = self.notifies, []
         for n in waiting:
             n.done(self)
+        if self._deferred_puts:
+            # PACT is still set here (process() clears it after fwd_link): restart soon.
+            self.db.call_soon_threadsafe(self._restart_deferred_put)
+
+    def _restart_deferred_put(self) -> None:
+        """The first put-callback that waited for this busy record: put and process now
+        (or wait again if the record went busy meanwhile)."""
+        if not self._deferred_puts or self.f["PACT"]:
+            return
+        fname, value, notify = self._deferred_puts.pop(0)
+        notify.pending.discard(self)
+        try:
+            self.put_and_process(fname, value, notify)
+            notify.check()
+        except PutError as exc:
+            if not notify.future.done():
+                notify.future.set_exception(exc)
+        if self._deferred_puts and not self.f["PACT"]:
+            self.db.call_soon_threadsafe(self._restart_deferred_put)
 
     # ------------------------------------------------------------- puts
     def special(self, fname: str, after: bool) -> None:
@@ -534,6 +591,12 @@ class Record(RsetMeta):
         A put-callback (``notify``) processes the record even when the put failed after its
         value was stored (PutErrorKept), as dbProcessNotify does; the error is raised after.
         """
+        if notify is not None and self.f["PACT"]:
+            # dbNotify processNotifyCommon: a put-callback to a busy record waits (restart
+            # list) and puts only when the record's processing has finished.
+            self._deferred_puts.append((fname, value, notify))
+            notify.pending.add(self)        # keeps the put-callback open until then
+            return
         kept: PutErrorKept | None = None
         try:
             self.put_field(fname, value)
@@ -562,6 +625,9 @@ class Record(RsetMeta):
                 self.db_process()
             finally:
                 _NotifyScope.current = saved
+            failure, self.process_failure = self.process_failure, None
+            if failure is not None:
+                raise PutErrorKept(f"{self.name}: processing failed: {failure}")
 
     def __repr__(self) -> str:
         return f"<{self.rtype} {self.name}>"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from .base import Record
-from .errors import PutErrorKept, RecordInitError
+from .errors import PutErrorKept, RecordInitReport
 from .meta import AnalogMeta
 from .calc_expr import CalcError, compile_calc
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
@@ -28,13 +28,20 @@ class _CalcBase(AnalogMeta, Record):
     def init_record(self, pass_: int) -> None:
         if pass_ == 0:
             self._exprs = {}
+            errors = []
             for fld in self.expr_fields:
                 if fld == "OCAL" and not self.f[fld].strip():
                     continue          # an empty OCAL is fine unless DOPT selects it
                 try:
                     self._exprs[fld] = compile_calc(self.f[fld])
                 except CalcError as exc:
-                    raise RecordInitError(f"{fld} {self.f[fld]!r}: {exc}") from None
+                    # calcRecord.c/calcoutRecord.c init_record: recGblRecordError, and the
+                    # record initialises on (processing raises CALC/INVALID); a bad OCAL
+                    # is reported only when DOPT uses it.
+                    if fld != "OCAL" or self.f.get("DOPT") == _DOPT_USE_OCAL:
+                        errors.append(f"Illegal {fld} field {self.f[fld]!r}: {exc}")
+            if errors:
+                raise RecordInitReport("; ".join(errors))
             return
         for i, letter in enumerate(LETTERS):
             link = self.links.get("INP" + letter)

@@ -152,6 +152,10 @@ class DbLink(Link):
             return format_double(v, (get_prec(self.field) if get_prec else 0) or 0)
         if self.field == "VAL" and hasattr(t, "array"):
             v = t.array()
+        else:
+            arr = t.field_array(self.field)     # aSub A..U, VALA..VALU: the used elements
+            if arr is not None:
+                v = arr.tolist()                # a list: scalar readers take element 0
         if self.chain is not None:
             v = filtered_read(self.chain, t, self.field, v)
         return v
@@ -267,10 +271,17 @@ def is_constant_text(text: str) -> bool:
         return False
 
 
+class CanonicalLinkText(str):
+    """Link text that is already what base reads back (device support that rewrote the
+    link's options, e.g. the Async Soft Channel's add_record keeping only MS bits)."""
+
+
 def link_text(text: str, dbf: str) -> str:
     """A link field as EPICS base reads it back (dbGetString): a PV link in canonical form,
     ``NAME PP|NPP|CA|CP|CPP NMS|MS|MSI|MSS`` (a forward link: ``NAME`` or ``NAME CA``); a
     constant, hardware or JSON link as written."""
+    if isinstance(text, CanonicalLinkText):
+        return str(text)
     t = text.strip()
     if is_constant_text(t) or t.startswith("@") or t.startswith("#"):
         return t

@@ -31,7 +31,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .base import Record
+from .base import PutError, Record
+from .fields import FieldValueError
 from .constants import DBE_LOG, DBE_VALUE, Sevr, Stat
 from .errors import PutErrorKept, RecordInitReport
 from .links import ConstantLink, as_float
@@ -268,6 +269,70 @@ class ASubRecord(_SubCaller, Record):
 
     rtype = "aSub"
     io_link = ""
+    _ARRAY_FIELDS = frozenset(_ASUB_LETTERS) | frozenset("VAL" + x for x in _ASUB_LETTERS)
+
+    # aSubRecord.c cvt_dbaddr: A..U and VALA..VALU are the input/output arrays, of type
+    # FTx/FTVx, served over CA and written by dbPut (put_array_info sets NEx/NEVx). Over CA
+    # they are served here as a scalar (the first element); DB links read the used elements.
+    @classmethod
+    def extra_fields(cls) -> frozenset[str]:
+        return cls._ARRAY_FIELDS
+
+    def field_type(self, fname: str) -> str:
+        if fname in self._ARRAY_FIELDS:
+            ft = self.f["FTV" + fname[-1] if len(fname) == 4 else "FT" + fname]
+            if not 0 <= ft < len(FTVL_TYPES):
+                ft = 1
+            return FTVL_TYPES[ft][0]
+        return super().field_type(fname)
+
+    def field_array(self, fname: str):
+        if fname in self._ARRAY_FIELDS:
+            if len(fname) == 4:
+                return self.outputs[fname][: self.f["NEV" + fname[-1]]]
+            return self.inputs[fname][: self.f["NE" + fname]]
+        return None
+
+    def _mirror(self) -> None:
+        """Keep f[A..U], f[VALA..VALU] (what CA serves) at the arrays' first elements."""
+        f = self.f
+        for arrays in (self.inputs, self.outputs):
+            for key, arr in arrays.items():
+                v = arr[0]
+                f[key] = v if isinstance(v, str) else v.item()
+
+    def coerce_field(self, fname: str, value, strict: bool = False):
+        if fname not in self._ARRAY_FIELDS:
+            return super().coerce_field(fname, value, strict)
+        buf = self.outputs[fname] if len(fname) == 4 else self.inputs[fname]
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        arr = _as_array(value, buf.dtype)
+        if arr is None or len(arr) == 0:
+            raise PutError(f"{self.name}.{fname}: cannot convert {value!r}")
+        return arr[: len(buf)]
+
+    def set_from_text(self, fname: str, text: str) -> None:
+        if fname in self._ARRAY_FIELDS:
+            raise FieldValueError(f"field {fname} is not accessible")
+        super().set_from_text(fname, text)
+
+    def put_field(self, fname: str, value, *, from_link: bool = False) -> None:
+        if fname not in self._ARRAY_FIELDS:
+            return super().put_field(fname, value, from_link=from_link)
+        if self.f["DISP"] and not from_link:
+            raise PutError(f"{self.name}: puts are disabled (DISP=1)")
+        arr = self.coerce_field(fname, value)
+        n = len(arr)
+        if len(fname) == 4:
+            self.outputs[fname][:n] = arr
+            self.f["NEV" + fname[-1]] = n
+        else:
+            self.inputs[fname][:n] = arr
+            self.f["NE" + fname] = n
+        self._mirror()
+        self.db.put_count += 1
+        self.post(fname, DBE_VALUE | DBE_LOG)
 
     def init_record(self, pass_: int) -> None:
         f = self.f
@@ -288,6 +353,7 @@ class ASubRecord(_SubCaller, Record):
                 f["ONV" + x] = f["NEV" + x]
                 # base allocates OVLx in pass 0: a record whose pass 1 fails still monitors
                 self._ovl[x] = self.outputs["VAL" + x].copy()
+            self._mirror()
             return
         for x in _ASUB_LETTERS:
             link = self.links.get("INP" + x)
@@ -307,6 +373,7 @@ class ASubRecord(_SubCaller, Record):
         for x in _ASUB_LETTERS:
             f["ONV" + x] = f["NEV" + x]
             self._ovl[x] = self.outputs["VAL" + x].copy()
+        self._mirror()
 
     def set_output(self, name: str, values: Any) -> None:
         """Copy ``values`` into output ``name`` ("VALA".."VALU", or the letter) and set its
@@ -411,6 +478,7 @@ class ASubRecord(_SubCaller, Record):
 
     def _monitor(self) -> None:
         f = self.f
+        self._mirror()
         mask = self.reset_alarms() | DBE_VALUE | DBE_LOG
         if f["VAL"] != f["OVAL"]:
             self.post("VAL", mask)

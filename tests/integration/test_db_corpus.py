@@ -801,30 +801,7 @@ def because(*causes: str) -> str:
     return "; ".join(causes)
 
 
-EXPECTED_FAILURES: dict[str, str] = {
-    'epics-base/modules/database/test/std/rec/asyncSoftTest.db': because(
-        "ai.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
-        "bi.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
-        "int64in.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
-        "longin.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
-        "mbbi.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
-        "mbbiDirect.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
-        "stringin.INP: softIoc 'async NMS' vs ours 'async NPP NMS'",
-    ),
-    'mrfioc2/evrApp/Db/evrcml.db': because(
-        "aSub.VAL: softIoc '33488931' vs ours '0'",
-        "aSub.STAT: softIoc 'BAD_SUB' vs ours 'UDF'",
-        "aSub.ACKS: softIoc 'INVALID' vs ours 'NO_ALARM'",
-        "aSub.STAT: softIoc 'DISABLE' vs ours 'UDF'",
-        "aSub.SEVR: softIoc 'NO_ALARM' vs ours 'INVALID'",
-        "ao.STAT: softIoc 'NO_ALARM' vs ours 'LINK'",
-        "ao.SEVR: softIoc 'NO_ALARM' vs ours 'INVALID'",
-        "ao.ACKS: softIoc 'NO_ALARM' vs ours 'INVALID'",
-        "longout.STAT: softIoc 'NO_ALARM' vs ours 'LINK'",
-        "longout.SEVR: softIoc 'NO_ALARM' vs ours 'INVALID'",
-        "longout.ACKS: softIoc 'NO_ALARM' vs ours 'INVALID'",
-    ),
-}
+EXPECTED_FAILURES: dict[str, str] = {}
 
 # The bounded CI form: a fixed subset across the sources and causes (under ~60 s).
 CI_SUBSET: tuple[str, ...] = (

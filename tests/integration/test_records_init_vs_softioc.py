@@ -140,3 +140,68 @@ def test_asub_unknown_snam_matches_softioc(start_ioc, start_softioc, tmp_path):
         ("put", "SUB.PROC", "1"),
         ("get", "SUB"),
     ])
+
+
+ASUB_FIELDS_DB = r'''
+record(aSub, "$(P)AS") { field(FTA, "USHORT") field(FTB, "DOUBLE") field(FTVA, "LONG")
+    field(INPC, "7") field(FTC, "LONG") }
+record(longout, "$(P)W1") { field(OUT, "$(P)AS.A PP") }
+record(ao, "$(P)W2") { field(OUT, "$(P)AS.B") }
+record(ai, "$(P)RB") { field(INP, "$(P)AS.B") }
+record(longin, "$(P)RVA") { field(INP, "$(P)AS.VALA") }
+record(aSub, "$(P)BAD") { field(SNAM, "Bit Array Gen") field(FTA, "USHORT") }
+record(mbboDirect, "$(P)MB") { field(NOBT, "16") field(OUT, "$(P)BAD.A PP") field(PINI, "YES")
+    field(VAL, "3") }
+'''
+
+
+def test_asub_input_fields_written_by_links_and_ca_match_softioc(start_ioc, start_softioc,
+                                                                  tmp_path):
+    """aSubRecord.c cvt_dbaddr: A..U / VALA..VALU are the arrays (typed FTx/FTVx), written by
+    DB links (``.A PP`` processes the aSub) and by CA, read by CA and by DB links. (Our CA
+    serves them as scalars, the first element: arrays of NOx > 1 need the CA channel layer.)"""
+    run_differential(start_ioc, start_softioc, tmp_path, ASUB_FIELDS_DB, [
+        ("fields", "AS.A AS.B AS.C AS.VALA AS.NEA AS.NEVA"),
+        ("put", "W1", "5"),
+        ("fields", "W1.SEVR W1.STAT AS.A AS.NEA AS.SEVR AS.UDF"),
+        ("put", "W2", "2.5"),
+        ("put", "RB.PROC", "1"),
+        ("fields", "W2.SEVR AS.B RB"),
+        ("put", "AS.A", "9"),
+        ("put", "AS.VALA", "12"),
+        ("put", "RVA.PROC", "1"),
+        ("fields", "AS.A AS.VALA RVA RVA.SEVR"),
+        ("fields", "MB.SEVR BAD.A BAD.VAL BAD.STAT BAD.SEVR"),
+    ])
+
+
+INSTIO_EMPTY_DB = r'''
+record(stringin, "$(P)TS") { field(DTYP, "Soft Timestamp") }
+record(stringin, "$(P)TS2") { field(DTYP, "Soft Timestamp") field(INP, "") }
+'''
+
+
+def test_inst_io_device_with_empty_link_matches_softioc(start_ioc, start_softioc, tmp_path):
+    """dbInitRecordLinks: an INP never set takes the device's INST_IO type, empty string."""
+    run_differential(start_ioc, start_softioc, tmp_path, INSTIO_EMPTY_DB, [
+        ("fields", "TS TS.INP TS.SEVR TS2.INP"),
+        ("put", "TS.PROC", "1"),
+        ("fields", "TS.SEVR TS.STAT TS2.SEVR"),
+    ])
+
+
+ASYNC_INP_DB = r'''
+record(ao, "$(P)SRC") { field(VAL, "4") }
+record(ai, "$(P)A1") { field(DTYP, "Async Soft Channel") field(INP, "$(P)SRC PP MS") }
+record(longin, "$(P)A2") { field(DTYP, "Async Soft Channel") field(INP, "$(P)SRC.VAL CP") }
+record(bi, "$(P)A3") { field(DTYP, "Async Soft Channel") field(INP, "$(P)SRC") }
+'''
+
+
+def test_async_soft_input_link_readback_matches_softioc(start_ioc, start_softioc, tmp_path):
+    """devXxSoftCallback add_record keeps only the MS bits of INP (pvlOptMsMode)."""
+    run_differential(start_ioc, start_softioc, tmp_path, ASYNC_INP_DB, [
+        ("fields", "A1.INP A2.INP A3.INP"),
+        ("put", "A1.PROC", "1"),
+        ("fields", "A1 A1.SEVR"),
+    ])

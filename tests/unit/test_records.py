@@ -9,7 +9,7 @@ import time
 import pytest
 
 import ioc.devsup  # noqa: F401  (registers Soft Channel)
-from ioc.database.db import Database, IocInitError
+from ioc.database.db import Database
 from ioc.records.base import PutError, PutNotify
 from ioc.records.constants import DBE_ALARM, DBE_LOG, DBE_VALUE, Sevr, Stat
 from ioc.scan import IoScanList
@@ -91,12 +91,6 @@ def test_calc_expression_error_at_put_is_refused(tmp_path):
     rec.put_field("CALC", "A+1")
     rec.put_and_process("A", 4)
     assert rec.f["VAL"] == 5 and rec.f["SEVR"] == Sevr.NO_ALARM
-
-
-def test_bad_calc_at_init_names_the_record(tmp_path):
-    with pytest.raises(IocInitError) as e:
-        load(tmp_path, 'record(calc, "C") {\n field(CALC, "SIN(")\n}\n')
-    assert "t.db:1: record C" in str(e.value)
 
 
 def test_readonly_and_disp_fields(tmp_path):
