@@ -19,11 +19,13 @@ import numpy as np
 from ..records.fields import CA_TYPES, ENUM_TYPES, LINK_TYPES
 from ..records.links import link_text
 from ..filters.fieldlog import FieldLog
+from .protocol import ACCESS_READ as P_ACCESS_READ, ACCESS_WRITE as P_ACCESS_WRITE
 
 if TYPE_CHECKING:
     from ..records.base import Record
     from .circuit import Circuit
     from ..filters import FilterChain
+    from ..access.runtime import AsClient
 
 PVLINK_STRINGSZ = 1024      # a link field read as a long string (dbChannel.c)
 _ENUM_RECORDS = frozenset({"bi", "bo", "mbbi", "mbbo"})
@@ -94,6 +96,8 @@ class FieldChannel:
             if fl is None:
                 fl = self.make_log(mask)
             chan = sub.chan
+            if not chan.readable:
+                continue            # rsrv disables the events of a channel it may not read
             if chan.ls or chan.chain is not None:
                 log = chan.prepare(fl, m)
                 if log is None:
@@ -108,7 +112,7 @@ class ClientChannel:
 
     __slots__ = ("cid", "sid", "circuit", "fc", "record", "field", "ls", "ls_size", "chain",
                  "dbf", "nelm", "ca_type", "subs", "name", "write_ok", "put_busy", "server",
-                 "native", "_md", "_md_epoch")
+                 "native", "_md", "_md_epoch", "asc", "readable")
 
     def __init__(self, circuit: "Circuit", cid: int, sid: int, fc: FieldChannel, name: str,
                  long_string: bool, chain_factory):
@@ -150,6 +154,20 @@ class ClientChannel:
         self.write_ok = fc.field == "RTYP" or \
             fc.record.field_spec(fc.field).special != "SPC_NOMOD"
         self.put_busy = False
+        #: access security (asAddClient): set by the server when the channel is made
+        self.asc: "AsClient | None" = None
+        self.readable = True            # asCheckGet, kept in step with ``asc``
+
+    @property
+    def writable(self) -> bool:
+        """rsrvCheckPut: not an SPC_NOMOD field, and access security grants WRITE."""
+        asc = self.asc
+        return self.write_ok and (asc is None or asc.access.level >= 2)
+
+    def rights(self) -> int:
+        """The CA_PROTO_ACCESS_RIGHTS bits of this channel now."""
+        return (P_ACCESS_READ if self.readable else 0) | \
+            (P_ACCESS_WRITE if self.writable else 0)
 
     # -- the long-string view of a string or link field
     def _ls_log(self, fl: FieldLog) -> FieldLog:

@@ -18,6 +18,7 @@ import sys
 import threading
 from typing import Any, Callable
 
+from ..access.runtime import AccessSecurity, AcfLoadError
 from ..caclient import CaLinkClient
 from ..records.base import Record
 from ..records.breaktable import BrkTable, make_table
@@ -97,6 +98,8 @@ class Database:
         self.put_count = 0
         # dbCa: the channels of the CA links, started and stopped with the database.
         self.ca_links = CaLinkClient(self)
+        # asLib/asDbLib: the access security file, its rules and clients (off without one)
+        self.access = AccessSecurity(self)
         self.breaktables: dict[str, BrkTable] = {}   # dbd breaktable()s by name
 
     # --------------------------------------------------------------- lookup
@@ -291,6 +294,11 @@ class Database:
                         raise DevSupError(f"no device support for DTYP {name!r}")
                     cls, link_type = found
                     link = rec.links.get(rec.io_link) if rec.io_link else None
+                    if link_type == "INST_IO" and not str(rec.f[rec.io_link]).strip():
+                        # dbInitRecordLinks: a link never set takes the device's link type,
+                        # an INST_IO one with an empty string
+                        link = rec.links[rec.io_link] = InstioLink("@")
+                        rec.f[rec.io_link] = "@"        # dbGetString of it reads "@"
                     if link_type == "INST_IO" and not isinstance(link, InstioLink):
                         raise DevSupError(f"DTYP {name!r} needs an INST_IO link "
                                           f"({rec.io_link} \"@...\"), got {rec.f[rec.io_link]!r}")
@@ -319,6 +327,11 @@ class Database:
                 err(rec, str(exc))
         if errors:
             raise IocInitError("\n".join(errors))
+        try:
+            # iocBuild's asInit: a bad access security file stops the start
+            self.access.start()
+        except AcfLoadError as exc:
+            raise IocInitError(str(exc)) from None
         self.initialized = True
         for rec in ok:
             for fname, link in rec.links.items():

@@ -41,6 +41,7 @@ class FieldSpec:
     interest: int = 0
     prompt: str = ""
     prop: bool = False            # prop(YES): a change posts DBE_PROPERTY on the record's VAL
+    asl: int = 1                  # asl(ASL0|ASL1): the access security level (default ASL1)
 
 
 @dataclass
@@ -207,6 +208,8 @@ def read_dbd(path: str, dbd: Dbd | None = None, search_path: list[str] | None = 
                             fs.prompt = val
                         elif attr == "prop":
                             fs.prop = val.upper() == "YES"
+                        elif attr == "asl":
+                            fs.asl = 0 if val.upper() == "ASL0" else 1
                     lex.expect("}")
                     spec.fields[fname] = fs
                 elif w == "include":

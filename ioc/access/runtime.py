@@ -1,0 +1,336 @@
+"""Access security at run time: the configuration in force, its clients and its inputs.
+
+One :class:`AccessSecurity` per database (``db.access``), as base's asDbLib/asCa:
+
+* ``asSetFilename``/``asSetSubstitutions``/``-a`` name the file; :meth:`AccessSecurity.start`
+  (iocInit) loads it and a bad file stops the start (:class:`AcfLoadError`, ``file:line``);
+  :meth:`AccessSecurity.reload` (``asInit`` at run time, the reload PV) keeps the rules in
+  force when the new file is bad and says why.
+* A client (:class:`AsClient`) is one CA channel: the record's ASG (DEFAULT when the record
+  names no group that exists), the field's access level (dbd ``asl``), the user and host.
+  Its rights are computed when it is made and again whenever they may have changed: a
+  reload, a CALC input update, a change of the record's ASG, the control token; the
+  client's callback runs only when they did change (rsrv then sends CA_PROTO_ACCESS_RIGHTS).
+* The CALC inputs INPA..INPL are CA links of the database's link client (asCa): a record
+  of this IOC in-process, any other PV over the network. An input starts bad; an INVALID
+  value or a disconnect makes it bad (see :mod:`ioc.access.engine`).
+* Without a file, access security is off: every client may read and write (the control
+  token still applies).
+
+All methods run on the IOC loop except :meth:`set_filename`/:meth:`set_substitutions`
+(shell, before iocInit) and :meth:`reload`, which hands itself to the loop when it runs.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+
+from ..records.constants import Sevr
+from ..records.links import as_float
+from .acf import AccessConfig, AcfResult, Asg, AsgInput, load_acf_file
+from .engine import Access, compute_asg, set_input, set_input_disconnected
+from .engine import _compute as compute_rights, _lower
+
+if TYPE_CHECKING:
+    from ..records.base import Record
+
+__all__ = ["AccessSecurity", "AsClient", "AcfLoadError", "FULL_ACCESS"]
+
+log = logging.getLogger(__name__)
+
+try:
+    from . import token as _token
+except ImportError:  # pragma: no cover - the token module lands with its own slice
+    _token = None
+
+FULL_ACCESS = Access(2)
+
+
+class AcfLoadError(Exception):
+    """The access security file cannot be used; the message names the file and line."""
+
+
+class AsClient:
+    """One channel's access (asAddClient): see the module docstring.
+
+    ``access`` is kept current; ``callback(client)`` runs on the loop when it changes.
+    """
+
+    __slots__ = ("record", "asl", "user", "host", "access", "callback", "owner")
+
+    def __init__(self, record: "Record", asl: int, user: str, host: str,
+                 callback: Optional[Callable[["AsClient"], None]] = None, owner: Any = None):
+        self.record = record
+        self.asl = asl
+        self.user = user
+        self.host = _lower(host)
+        self.access: Access = FULL_ACCESS
+        self.callback = callback
+        self.owner = owner          # what the client stands for (the CA channel)
+
+    @property
+    def can_read(self) -> bool:
+        return self.access.level >= 1
+
+    @property
+    def can_write(self) -> bool:
+        return self.access.level >= 2
+
+    @property
+    def trapwrite(self) -> bool:
+        return self.access.trapwrite
+
+
+class _AsInput:
+    """One ASG input as a CA link of the link client (asCa's CAPVT): the link client calls
+    ``connection``/``access``/``attributes``/``update`` on the loop."""
+
+    in_native = True
+
+    def __init__(self, owner: "AccessSecurity", asg: Asg, inp: AsgInput,
+                 local: "Record | None"):
+        self.owner, self.asg, self.inp, self.local = owner, asg, inp, local
+        self.native, self.count, self.n_no_write = "", 0, 0
+        self.channel = None
+        self.connected = False
+        self.dead = False
+
+    def connection(self, up: bool, native: str = "", count: int = 0,
+                   read: bool = False, write: bool = False) -> None:
+        self.native, self.count = native, count
+        self.connected = up
+        if not up and not self.dead:
+            set_input_disconnected(self.asg, self.inp.index)
+            self.owner.recompute(self.asg)
+
+    def access(self, read: bool, write: bool) -> None:
+        if not read and not self.dead:
+            set_input_disconnected(self.asg, self.inp.index)
+            self.owner.recompute(self.asg)
+
+    def attributes(self, md: dict) -> None:
+        pass
+
+    def uninstall(self) -> None:
+        """The link client's shutdown (dbCaShutdown): drop the channel."""
+        self.dead = True
+        ch, self.channel = self.channel, None
+        if ch is not None:
+            self.owner.db.ca_links.remove(self, ch)
+
+    def update(self, value: Any, stat: int, sevr: int, stamp: tuple[int, int],
+               is_string: bool = False) -> None:
+        if self.dead:
+            return
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else 0
+        try:
+            number = float(as_float(value))
+        except (TypeError, ValueError):
+            number = 0.0
+        set_input(self.asg, self.inp.index, number, invalid=int(sevr) == int(Sevr.INVALID))
+        self.owner.recompute(self.asg)
+
+
+class AccessSecurity:
+    """The access security of one database (see the module docstring)."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+        self.filename: Optional[str] = None
+        self.substitutions: Optional[str] = None
+        self.check_client_ip = False        # asCheckClientIP
+        self.config: Optional[AccessConfig] = None
+        self.clients: set[AsClient] = set()
+        self._inputs: list[_AsInput] = []
+        self._started = False
+        self._token_listener_added = False
+        self.messages: list[str] = []       # what the last load said
+
+    # ------------------------------------------------------------ configuration
+    @property
+    def active(self) -> bool:
+        """asActive: a configuration is in force."""
+        return self.config is not None
+
+    def set_filename(self, path: Optional[str]) -> None:
+        """asSetFilename: the file iocInit (and asInit) load; None or "" turns it off."""
+        self.filename = path or None
+
+    def set_substitutions(self, subs: Optional[str]) -> None:
+        """asSetSubstitutions: macros for the file (``"A=1,B=2"``)."""
+        self.substitutions = subs or None
+
+    def _load(self) -> AcfResult:
+        return load_acf_file(self.filename, self.substitutions,
+                             check_client_ip=self.check_client_ip)
+
+    def _describe(self, result: AcfResult) -> str:
+        lines = [m.replace("\x1b[31;1m", "").replace("\x1b[0m", "") for m in result.messages]
+        where = self.filename or "?"
+        return "; ".join(f"{where}: {m}" if not m.startswith(where) else m for m in lines) \
+            or f"{where}: access security file failed"
+
+    def start(self) -> None:
+        """iocInit (asInit in iocBuild): load the file; raise AcfLoadError when it is bad."""
+        if not self._token_listener_added and _token is not None:
+            _token.add_listener(self._token_changed)
+            self._token_listener_added = True
+        if self.filename is None:
+            return
+        result = self._load()
+        self.messages = list(result.messages)
+        if not result.ok:
+            raise AcfLoadError(f"access security: {self._describe(result)}")
+        for m in result.messages:       # warnings of a good file (duplicated members)
+            log.warning("%s: %s", self.filename, m)
+        self._install(result.config)
+
+    def reload(self) -> tuple[bool, str]:
+        """asInit at run time: re-read the file; a bad one keeps the rules in force.
+
+        Returns (loaded, what happened). Safe from any thread: the new rules are
+        installed on the loop (it waits for that, up to 5 s)."""
+        if self.filename is None:
+            return False, "asInit: no access security file (asSetFilename) given"
+        result = self._load()
+        self.messages = list(result.messages)
+        if not result.ok:
+            why = self._describe(result)
+            log.error("asInit: %s; the rules in force are kept", why)
+            return False, f"asInit failed: {why}; the rules in force are kept"
+        done = threading.Event()
+
+        def install() -> None:
+            try:
+                self._install(result.config)
+            finally:
+                done.set()
+
+        loop = getattr(self.db, "loop", None)
+        on_loop = loop is None or not loop.is_running() or \
+            threading.current_thread() is getattr(self.db, "loop_thread", None)
+        if on_loop:
+            install()
+        else:
+            self.db.call_soon_threadsafe(install)
+            done.wait(5.0)
+        log.info("asInit: %s loaded", self.filename)
+        return True, f"asInit: {self.filename} loaded"
+
+    def _install(self, config: Optional[AccessConfig]) -> None:
+        """Put ``config`` in force: new inputs, every client's rights recomputed."""
+        for inp in self._inputs:
+            inp.uninstall()
+        self._inputs = []
+        self.config = config
+        if config is not None:
+            for asg in config.asgs:
+                for inp in asg.inputs:
+                    asg.inp_bad |= 1 << inp.index           # asCaStart: bad until a value
+                self._connect_inputs(asg)
+        self._started = True
+        self.recompute_all()
+
+    def _connect_inputs(self, asg: Asg) -> None:
+        client = getattr(self.db, "ca_links", None)
+        for inp in asg.inputs:
+            local = self.db.lookup(inp.pv.partition(".")[0])
+            link = _AsInput(self, asg, inp, local)
+            self._inputs.append(link)
+            if client is not None:
+                link.channel = client.add(link, inp.pv)
+
+    # ----------------------------------------------------------------- clients
+    def add_client(self, record: "Record", field: str, user: str, host: str,
+                   callback: Optional[Callable[[AsClient], None]] = None,
+                   owner: Any = None) -> AsClient:
+        """asAddClient for a channel on ``record.field``; rights computed now."""
+        try:
+            asl = record.field_spec(field).asl
+        except (KeyError, AttributeError):
+            asl = 1
+        c = AsClient(record, asl, user, host, callback, owner)
+        c.access = self.rights(c)
+        self.clients.add(c)
+        return c
+
+    def remove_client(self, client: AsClient) -> None:
+        """asRemoveClient."""
+        self.clients.discard(client)
+
+    def rights(self, c: AsClient) -> Access:
+        """What ``c`` may do now: the ACF's rules, then the control token."""
+        config = self.config
+        if config is None:
+            access = FULL_ACCESS
+        else:
+            access = compute_rights(config.find_asg(str(c.record.f.get("ASG", "") or "")),
+                                    c.asl, c.user, c.host)
+        if access.level >= 2 and _token is not None:
+            tok = _token.find_token(c.record.name)
+            if tok is not None and tok.blocks(c.record.name, c.user, c.host):
+                access = Access(1, access.trapwrite)
+        return access
+
+    def _update(self, clients: Iterable[AsClient]) -> None:
+        for c in list(clients):
+            new = self.rights(c)
+            if new != c.access:
+                c.access = new
+                if c.callback is not None:
+                    try:
+                        c.callback(c)
+                    except Exception:  # one client's failure must not stop the others
+                        log.exception("access rights callback failed")
+
+    def recompute_all(self) -> None:
+        """asComputeAllAsg: every client."""
+        self._update(self.clients)
+
+    def recompute(self, asg: Asg) -> None:
+        """An input of ``asg`` changed: its clients (and those falling back to it)."""
+        config = self.config
+        if config is None:
+            return
+        self._update(c for c in self.clients
+                     if config.find_asg(str(c.record.f.get("ASG", "") or "")) is asg)
+
+    def record_changed(self, record: "Record") -> None:
+        """asChangeGroup: the record's ASG field was written."""
+        self._update(c for c in self.clients if c.record is record)
+
+    def _token_changed(self, tok) -> None:
+        prefix = tok.prefix
+        self._update(c for c in self.clients if c.record.name.startswith(prefix))
+
+    # ------------------------------------------------------------------ queries
+    def access_for(self, record: "Record", field: str, user: str, host: str) -> Access:
+        """astac: what ``user`` at ``host`` may do with ``record.field`` (no client kept)."""
+        c = AsClient(record, 1, user, host)
+        try:
+            c.asl = record.field_spec(field).asl
+        except (KeyError, AttributeError):
+            pass
+        return self.rights(c)
+
+    def members(self, asg_name: str) -> list["Record"]:
+        """The records whose ASG selects ``asg_name`` (undefined names fall to DEFAULT)."""
+        config = self.config
+        if config is None:
+            return []
+        asg = config.find_asg(asg_name)
+        return [r for r in self.db.records.values()
+                if config.find_asg(str(r.f.get("ASG", "") or "")) is asg]
+
+    def stop(self) -> None:
+        """IOC exit: inputs closed (the link client closes their channels)."""
+        for inp in self._inputs:
+            inp.dead = True
+        self._inputs = []
+
+
+def evaluate_now(asg: Asg) -> None:
+    """Re-run the CALC rules of ``asg`` (used by tests and reports)."""
+    compute_asg(asg)
