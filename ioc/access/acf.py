@@ -361,7 +361,7 @@ class _Parser:
     def _hag_add_host(self, hag: Hag, host: str) -> None:
         """asHagAddHost: lower-case the name, or resolve it with asCheckClientIP."""
         if not self.check_client_ip:
-            hag.hosts.append(_ascii_lower(host))
+            hag.hosts.append(ascii_lower(host))
             return
         address = resolve_host(host)
         if address is None:
@@ -414,7 +414,7 @@ class _Parser:
                     seen.add(member)
 
 
-def _ascii_lower(text: str) -> str:
+def ascii_lower(text: str) -> str:
     """C-locale tolower(): only A..Z change."""
     return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional, Union
 
-from .acf import NONE, READ, WRITE, AccessConfig, Asg, CalcError
+from .acf import NONE, READ, WRITE, AccessConfig, Asg, CalcError, ascii_lower
 
 __all__ = ["Access", "start_inputs", "set_input", "set_input_disconnected", "compute_asg",
-           "compute_access", "check_get", "check_put"]
+           "compute_access", "compute_rights", "check_get", "check_put"]
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,8 @@ def compute_asg(asg: Asg) -> None:
     asg.inp_changed = 0
 
 
-def _compute(asg: Asg, asl: int, user: str, host: str) -> Access:
-    """asComputePvt for one client of ``asg``."""
+def compute_rights(asg: Asg, asl: int, user: str, host: str) -> Access:
+    """asComputePvt for one client of ``asg`` (``host`` already lower-cased)."""
     access, trap = NONE, False
     for rule in asg.rules:
         if access == WRITE:
@@ -129,7 +129,7 @@ def compute_access(config: Optional[AccessConfig], asg_name: str, asl: int, user
                 set_input(asg, index, 0.0, invalid=True)
             else:
                 set_input(asg, index, value)
-    return _compute(asg, asl, user, _lower(host))
+    return compute_rights(asg, asl, user, ascii_lower(host))
 
 
 def check_get(access: Access) -> bool:
@@ -140,7 +140,3 @@ def check_get(access: Access) -> bool:
 def check_put(access: Access) -> bool:
     """asCheckPut."""
     return access.level >= WRITE
-
-
-def _lower(host: str) -> str:
-    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in host)

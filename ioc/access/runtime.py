@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from ..records.constants import Sevr
 from ..records.links import as_float
-from .acf import AccessConfig, AcfResult, Asg, AsgInput, load_acf_file
-from .engine import Access, compute_asg, set_input, set_input_disconnected
-from .engine import _compute as compute_rights, _lower
+from .acf import AccessConfig, AcfResult, Asg, AsgInput, ascii_lower, load_acf_file
+from .engine import Access, compute_rights, set_input, set_input_disconnected
 
 if TYPE_CHECKING:
     from ..records.base import Record
@@ -45,6 +44,14 @@ except ImportError:  # pragma: no cover - the token module lands with its own sl
     _token = None
 
 FULL_ACCESS = Access(2)
+
+
+def _field_asl(record: "Record", field: str) -> int:
+    """asDbGetAsl: the field's dbd ``asl()`` level (ASL1 when the field is not in the dbd)."""
+    try:
+        return record.field_spec(field).asl
+    except (KeyError, AttributeError):
+        return 1
 
 
 class AcfLoadError(Exception):
@@ -64,7 +71,7 @@ class AsClient:
         self.record = record
         self.asl = asl
         self.user = user
-        self.host = _lower(host)
+        self.host = ascii_lower(host)
         self.access: Access = FULL_ACCESS
         self.callback = callback
         self.owner = owner          # what the client stands for (the CA channel)
@@ -247,11 +254,7 @@ class AccessSecurity:
                    callback: Optional[Callable[[AsClient], None]] = None,
                    owner: Any = None) -> AsClient:
         """asAddClient for a channel on ``record.field``; rights computed now."""
-        try:
-            asl = record.field_spec(field).asl
-        except (KeyError, AttributeError):
-            asl = 1
-        c = AsClient(record, asl, user, host, callback, owner)
+        c = AsClient(record, _field_asl(record, field), user, host, callback, owner)
         c.access = self.rights(c)
         self.clients.add(c)
         return c
@@ -308,12 +311,7 @@ class AccessSecurity:
     # ------------------------------------------------------------------ queries
     def access_for(self, record: "Record", field: str, user: str, host: str) -> Access:
         """astac: what ``user`` at ``host`` may do with ``record.field`` (no client kept)."""
-        c = AsClient(record, 1, user, host)
-        try:
-            c.asl = record.field_spec(field).asl
-        except (KeyError, AttributeError):
-            pass
-        return self.rights(c)
+        return self.rights(AsClient(record, _field_asl(record, field), user, host))
 
     def members(self, asg_name: str) -> list["Record"]:
         """The records whose ASG selects ``asg_name`` (undefined names fall to DEFAULT)."""
@@ -330,7 +328,3 @@ class AccessSecurity:
             inp.dead = True
         self._inputs = []
 
-
-def evaluate_now(asg: Asg) -> None:
-    """Re-run the CALC rules of ``asg`` (used by tests and reports)."""
-    compute_asg(asg)

@@ -466,7 +466,7 @@ class Record(RsetMeta):
         put-callbacks completed, so that the scan, link or CA put that processed it goes on.
         ``process_failure`` keeps the exception for a CA put to answer ECA_PUTFAIL."""
         self.process_failure = exc
-        if not getattr(self, "_failure_logged", False):
+        if not self._failure_logged:
             log.error("%s: processing failed: %s", self.name, exc,
                       exc_info=(type(exc), exc, exc.__traceback__))
             self._failure_logged = True
