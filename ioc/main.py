@@ -25,6 +25,7 @@ import faulthandler
 import logging
 import os
 import signal
+import socket
 import sys
 
 from . import devsup  # noqa: F401  (registers the built-in device support)
@@ -37,7 +38,9 @@ from .ca import shell as _ca_shell  # noqa: F401  (casr)
 from .caclient import shell as _caclient_shell  # noqa: F401  (dbcar)
 from .psu import shell as _psu_shell  # noqa: F401  (E3631AConfigure, E3631AReport)
 from .shell import core  # noqa: F401  (registers the core commands)
+from .access import shell as _access_shell  # noqa: F401  (asSetFilename, asInit, astac, ...)
 from .shell import sub_cmds  # noqa: F401  (registerSubroutine)
+from .putlog import shell as _putlog_shell  # noqa: F401  (caPutLogInit, ..., DTYP PutLog)
 from .shell.misc import set_base_env
 from .shell.interp import FatalShellError, HaltShell, Shell, StrictStop
 from .shell.registry import ShellError
@@ -99,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging()
     os.environ.setdefault("TOP", TOP)
+    # this host's name as its CA clients send it (the example ACF's HAG uses it; shells
+    # rarely export HOSTNAME)
+    os.environ.setdefault("HOSTNAME", socket.gethostname())
     set_base_env()
     ioc = Ioc()
     shell = Shell(ioc, strict=args.strict)
@@ -115,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                 elif op == "x":
                     ioc.db.load_records(os.path.join(PACKAGE_DIR, "exit.db"), {"IOC": value})
             if args.acf:
-                print(f"warning: access security ({args.acf}) is not implemented yet",
-                      file=sys.stderr)
+                # softIoc -a: asSetFilename before the st.cmd (which may still change it)
+                ioc.db.access.set_filename(args.acf)
             stcmd = args.stcmd
             if stcmd is None and not any(op == "d" for op, _ in args.ops):
                 stcmd = os.path.join(TOP, DEFAULT_STCMD)

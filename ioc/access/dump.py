@@ -8,7 +8,7 @@ configuration (None) prints nothing, as base does when !asActive.  Member lists
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from .acf import ACCESS_NAMES, AccessConfig, Asg, AsgRule, Hag, Uag
 
@@ -55,10 +55,13 @@ def _rule(rule: AsgRule, show_result: bool) -> str:
     return "".join(out)
 
 
-def _asg(asg: Asg, verbose: bool, rules_format: bool) -> str:
-    """One ASG; ``rules_format`` selects asDumpRulesFP's input lines."""
+def _asg(asg: Asg, verbose: bool, rules_format: bool,
+         members: Optional[Callable[[Asg], str]] = None) -> str:
+    """One ASG; ``rules_format`` selects asDumpRulesFP's input lines, ``members`` gives the
+    MEMBERLIST block (asDumpFP verbose with a member callback)."""
+    member_text = members(asg) if members is not None and verbose else ""
     if not (asg.inputs or asg.rules):
-        return f"ASG({asg.name})\n"
+        return f"ASG({asg.name})\n{member_text}"
     out = [f"ASG({asg.name}) {{\n"]
     for inp in asg.inputs:
         line = f"\tINP{chr(ord('A') + inp.index)}({inp.pv})"
@@ -69,15 +72,18 @@ def _asg(asg: Asg, verbose: bool, rules_format: bool) -> str:
             line += (" INVALID" if bad else "   VALID") + f" value={asg.values[inp.index]:f}"
         out.append(line + "\n")
     out.extend(_rule(rule, verbose or rules_format) for rule in asg.rules)
+    out.append(member_text)
     out.append("}\n")
     return "".join(out)
 
 
-def dump(config: Optional[AccessConfig], verbose: bool = False) -> str:
-    """asDumpFP(fp, NULL, NULL, verbose): UAGs, HAGs, then ASGs."""
+def dump(config: Optional[AccessConfig], verbose: bool = False,
+         members: Optional[Callable[[Asg], str]] = None) -> str:
+    """asDumpFP(fp, members, NULL, verbose): UAGs, HAGs, then ASGs (with their members when
+    verbose and ``members`` gives them, as asdbdump)."""
     if config is None:
         return ""
-    asgs = "".join(_asg(a, verbose, False) for a in config.asgs) or "No ASGs\n"
+    asgs = "".join(_asg(a, verbose, False, members) for a in config.asgs) or "No ASGs\n"
     return _uags(config, None) + _hags(config, None) + asgs
 
 

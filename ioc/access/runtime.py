@@ -38,12 +38,12 @@ __all__ = ["AccessSecurity", "AsClient", "AcfLoadError", "FULL_ACCESS"]
 
 log = logging.getLogger(__name__)
 
-try:
-    from . import token as _token
-except ImportError:  # pragma: no cover - the token module lands with its own slice
-    _token = None
+from . import token as _token
 
 FULL_ACCESS = Access(2)
+
+#: iocsh variable asCheckClientIP: match HAGs by the client's address, not the name it sends
+CHECK_CLIENT_IP = 0
 
 
 def _field_asl(record: "Record", field: str) -> int:
@@ -147,15 +147,21 @@ class AccessSecurity:
         self.db = db
         self.filename: Optional[str] = None
         self.substitutions: Optional[str] = None
-        self.check_client_ip = False        # asCheckClientIP
         self.config: Optional[AccessConfig] = None
         self.clients: set[AsClient] = set()
         self._inputs: list[_AsInput] = []
         self._started = False
         self._token_listener_added = False
         self.messages: list[str] = []       # what the last load said
+        #: the control tokens of this database's devices (ioc.access.token)
+        self.tokens = _token.registry(db)
 
     # ------------------------------------------------------------ configuration
+    @property
+    def check_client_ip(self) -> bool:
+        """asCheckClientIP (an iocsh variable, as base's global)."""
+        return bool(CHECK_CLIENT_IP)
+
     @property
     def active(self) -> bool:
         """asActive: a configuration is in force."""
@@ -181,8 +187,8 @@ class AccessSecurity:
 
     def start(self) -> None:
         """iocInit (asInit in iocBuild): load the file; raise AcfLoadError when it is bad."""
-        if not self._token_listener_added and _token is not None:
-            _token.add_listener(self._token_changed)
+        if not self._token_listener_added:
+            self.tokens.add_listener(self._token_changed)
             self._token_listener_added = True
         if self.filename is None:
             return
@@ -265,14 +271,9 @@ class AccessSecurity:
 
     def rights(self, c: AsClient) -> Access:
         """What ``c`` may do now: the ACF's rules, then the control token."""
-        config = self.config
-        if config is None:
-            access = FULL_ACCESS
-        else:
-            access = compute_rights(config.find_asg(str(c.record.f.get("ASG", "") or "")),
-                                    c.asl, c.user, c.host)
-        if access.level >= 2 and _token is not None:
-            tok = _token.find_token(c.record.name)
+        access = self.config_rights(c)
+        if access.level >= 2 and self.tokens.tokens:
+            tok = self.tokens.find(c.record.name)
             if tok is not None and tok.blocks(c.record.name, c.user, c.host):
                 access = Access(1, access.trapwrite)
         return access
@@ -304,6 +305,33 @@ class AccessSecurity:
         """asChangeGroup: the record's ASG field was written."""
         self._update(c for c in self.clients if c.record is record)
 
+    def refusal(self, c: Optional[AsClient]) -> str:
+        """Why ``c`` may not write (for the put log): the control token or the rules."""
+        if c is None:
+            return "no write access"
+        if self.config_rights(c).level >= 2:
+            tok = self.tokens.find(c.record.name)
+            if tok is not None and tok.blocks(c.record.name, c.user, c.host):
+                return f"control token {tok.prefix} held by {tok.holder or '?'}"
+        return "no write access"
+
+    def config_rights(self, c: AsClient) -> Access:
+        """What the rules alone (no token) give ``c``."""
+        config = self.config
+        if config is None:
+            return FULL_ACCESS
+        return compute_rights(config.find_asg(str(c.record.f.get("ASG", "") or "")),
+                              c.asl, c.user, c.host)
+
+    # ------------------------------------------------------- client circuits
+    def circuit_opened(self, user: str, host: str) -> None:
+        """A CA client named ``user`` at ``host`` is connected (its first channel)."""
+        self.tokens.client_connected(user, ascii_lower(host))
+
+    def circuit_closed(self, user: str, host: str) -> None:
+        """A CA client's circuit closed (the token's grace time may start)."""
+        self.tokens.client_disconnected(user, ascii_lower(host))
+
     def _token_changed(self, tok) -> None:
         prefix = tok.prefix
         self._update(c for c in self.clients if c.record.name.startswith(prefix))
@@ -327,4 +355,5 @@ class AccessSecurity:
         for inp in self._inputs:
             inp.dead = True
         self._inputs = []
+        self.tokens.stop()
 

@@ -34,6 +34,9 @@ import struct
 from typing import TYPE_CHECKING
 
 from . import protocol as P
+from .dbr import dbr_size_n as _dbr_size_n
+from ..access.acf import ascii_lower
+from ..access.context import Putter
 from .channel import ClientChannel, Subscription
 from .events import queue_limit
 from .requests import _TCP_TABLE, CloseCircuit, RequestHandlers, bad_command
@@ -67,8 +70,13 @@ class Circuit(RequestHandlers, asyncio.Protocol):
         self.minor = 0                   # CA_UKN_MINOR_VERSION until VERSION arrives
         self.priority = 0
         self.peer = ("?", 0)
-        self.host = ""
+        self.host = ""                   # for reports: the peer's address until HOST_NAME
         self.user = ""
+        #: the host name access security matches (asAddClient's pHostName): the client's
+        #: HOST_NAME message, or its dotted address under asCheckClientIP; "" until then
+        self.as_host = ""
+        self._putter: Putter | None = None
+        self.as_counted = False          # told access security it is connected
         self.channels: dict[int, ClientChannel] = {}
         self.evq: collections.deque = collections.deque()
         self.flow_control = False
@@ -89,6 +97,9 @@ class Circuit(RequestHandlers, asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer = peer[:2]
         self.host = str(self.peer[0])
+        if self.server.db.access.check_client_ip:
+            # rsrv under asCheckClientIP: the host is the client's address, whatever it says
+            self.as_host = self.host
         if sock is not None:
             try:
                 # rsrv sets TCP_NODELAY: without it a reply followed by a monitor update
@@ -142,6 +153,9 @@ class Circuit(RequestHandlers, asyncio.Protocol):
         for chan in self.channels.values():
             self._drop_channel(chan)
         self.channels.clear()
+        if self.as_counted:
+            self.as_counted = False
+            self.server.db.access.circuit_closed(self.user, self.as_host)
         self.evq.clear()
         self.out.clear()
         self.buf = bytearray()
@@ -154,6 +168,9 @@ class Circuit(RequestHandlers, asyncio.Protocol):
         self.evq_limit = queue_limit(self.nsubs)
 
     def _drop_channel(self, chan: ClientChannel) -> None:
+        if chan.asc is not None:
+            self.server.db.access.remove_client(chan.asc)
+            chan.asc = None
         subs = chan.fc.subs
         for sub in chan.subs.values():
             sub.dead = True
@@ -161,6 +178,44 @@ class Circuit(RequestHandlers, asyncio.Protocol):
         self._count_subs(-len(chan.subs))
         chan.subs.clear()
         self.server.channel_closed(chan)
+
+    # ------------------------------------------------------------ access security
+    @property
+    def putter(self) -> Putter:
+        """Who this circuit's puts come from (user, host as access security matches it).
+        The names cannot change once a channel exists (rsrv refuses it), and a put needs a
+        channel, so the first put fixes it."""
+        p = self._putter
+        if p is None:
+            p = self._putter = Putter(self.user, ascii_lower(self.as_host), "CA")
+        return p
+
+    def rights_changed(self, asc) -> None:
+        """casAccessRightsCB: a channel's rights changed (reload, CALC input, ASG, token).
+
+        The client gets CA_PROTO_ACCESS_RIGHTS, and every subscription of the channel one
+        event: the current value when it may read, else one ECA_NORDACCESS event, after which
+        its events stop until read access comes back."""
+        chan = asc.owner
+        if self.closed or self.channels.get(chan.sid) is not chan:
+            return
+        chan.readable = asc.can_read
+        self.out.append(_pack_hdr(P.ACCESS_RIGHTS, 0, 0, 0, chan.cid, chan.rights()))
+        if chan.subs:
+            fl = chan.fc.current_log(self.server.epoch)
+            for sub in chan.subs.values():
+                log_ = chan.prepare(fl, sub.mask) if (chan.ls or chan.chain is not None) \
+                    else fl
+                if log_ is not None:
+                    self.queue_event(sub, log_)
+        if not self.evq or self.flow_control or self.write_paused:
+            self._send_out()
+
+    def no_read_reply(self, cmd: int, dtype: int, count: int, p2: int) -> bytes:
+        """no_read_access_event: the answer to a read or an update the client may not see,
+        ECA_NORDACCESS in the status field and a zeroed value of the size it asked for."""
+        size = P.pad8(_dbr_size_n(dtype, count))
+        return P.header(cmd, size, dtype, count, P.ECA_NORDACCESS, p2) + bytes(size)
 
     # ------------------------------------------------------------------- receive
     def data_received(self, data: bytes) -> None:
@@ -343,7 +398,7 @@ class Circuit(RequestHandlers, asyncio.Protocol):
                 if sub.dead:
                     continue
                 chain = sub.chan.chain
-                if chain is not None:
+                if chain is not None and sub.chan.readable:
                     fl = chain.post(fl)
                     if fl is None:
                         continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from ..access.context import putting_as
 from ..records.base import PutError, PutNotify
 from . import dbr
 from . import protocol as P
@@ -74,8 +75,10 @@ class RequestHandlers:
 
     def _host_name(self, hdr, payload) -> None:
         name = self._name(hdr, payload, "host")
-        if name is not None:
+        if name is not None and not self.server.db.access.check_client_ip:
+            # (under asCheckClientIP rsrv ignores the name the client gives)
             self.host = name
+            self.as_host = name
 
     def _client_name(self, hdr, payload) -> None:
         name = self._name(hdr, payload, "user")
@@ -108,8 +111,13 @@ class RequestHandlers:
         if chan is None:
             self.out.append(_pack_hdr(P.CREATE_CH_FAIL, 0, 0, 0, cid, 0))
             return
+        if not self.channels and not self.as_counted:
+            # The client's names are fixed from its first channel on: now it counts as
+            # connected for the control token.
+            self.as_counted = True
+            self.server.db.access.circuit_opened(self.user, self.as_host)
         self.channels[chan.sid] = chan
-        rights = P.ACCESS_READ | (P.ACCESS_WRITE if chan.write_ok else 0)
+        rights = chan.rights()
         nelm = chan.nelm
         if minor < 9 and nelm >= 0xFFFF:
             nelm = 0xFFFE
@@ -146,6 +154,9 @@ class RequestHandlers:
             self.send_error(hdr, P.ECA_TOLARGE, "server unable to load read response into "
                             f"protocol buffer PV=\"{chan.name}\"", chan.cid)
             return
+        if not chan.readable:
+            self.send_error(hdr, P.ECA_NORDACCESS, chan.record.name, chan.cid)
+            return
         fl = chan.read_log()
         if chan.ls and dtype % 7 == 4 and dtype < 35:
             fl = chan.finish_ls(fl, count)
@@ -181,6 +192,8 @@ class RequestHandlers:
                             "server unable to load read (or subscription update) response "
                             f"into protocol buffer PV=\"{chan.name}\"", chan.cid)
             return b""
+        if not chan.readable:
+            return self.no_read_reply(cmd, dtype, count, p2)
         plain = not chan.ls and chan.chain is None
         if chan.ls:
             if dtype % 7 == 4 and dtype < 35:
@@ -258,17 +271,44 @@ class RequestHandlers:
         chan = self.channels.get(sid)
         if chan is None:
             self._bad_id(hdr)
-        if not chan.write_ok:
-            self.send_error(hdr, P.ECA_NOWTACCESS, chan.name, chan.cid)
+        if not chan.writable:
+            self._refused(chan)
+            self.send_error(hdr, P.ECA_NOWTACCESS, chan.record.name, chan.cid)
             return
         if dtype > P.LAST_BUFFER_TYPE:
             self._log("invalid data type", hdr)
             self.send_error(hdr, P.ECA_BADTYPE, chan.name, chan.cid)
             raise CloseCircuit
+        putter = self.putter
+        pending = self._log_before(chan, putter)
         try:
-            puts.do_put(chan, dtype, count, payload, None)
+            with putting_as(putter):
+                puts.do_put(chan, dtype, count, payload, None)
         except PutError as exc:
+            self._log_after(pending, False, str(exc))
             self.send_error(hdr, P.ECA_PUTFAIL, f"{chan.name}: {exc}", chan.cid)
+        else:
+            self._log_after(pending, True)
+
+    # -- the put log (caPutLog's asTrapWrite listener)
+    def _log_before(self, chan: ClientChannel, putter):
+        pl = getattr(self.server.db, "putlog", None)
+        if pl is None:
+            return None
+        asc = chan.asc
+        return pl.before(putter, chan.name, chan.record, chan.field,
+                         asc is not None and asc.trapwrite)
+
+    def _log_after(self, pending, ok: bool, reason: str = "") -> None:
+        if pending is not None:
+            self.server.db.putlog.after(pending, ok, reason)
+
+    def _refused(self, chan: ClientChannel) -> None:
+        pl = getattr(self.server.db, "putlog", None)
+        if pl is not None:
+            reason = "field is not writable (SPC_NOMOD)" if not chan.write_ok else \
+                self.server.db.access.refusal(chan.asc)
+            pl.refused(self.putter, chan.name, chan.record, chan.field, reason)
 
     def _write_notify(self, hdr, payload) -> None:
         cmd, size, dtype, count, sid, ioid = hdr
@@ -280,7 +320,8 @@ class RequestHandlers:
             self.out.append(_pack_hdr(P.WRITE_NOTIFY, 0, dtype, count & 0xFFFF,
                                       P.ECA_BADTYPE, ioid))
             raise CloseCircuit
-        if not chan.write_ok:
+        if not chan.writable:
+            self._refused(chan)
             self.out.append(_pack_hdr(P.WRITE_NOTIFY, 0, dtype, count & 0xFFFF,
                                       P.ECA_NOWTACCESS, ioid))
             return
@@ -290,27 +331,41 @@ class RequestHandlers:
             self.blocked = True
             return
         notify = PutNotify(self.loop)
+        putter = self.putter
+        pending = self._log_before(chan, putter)
         try:
             if dtype > P.DBR_DOUBLE and dtype not in (P.DBR_PUT_ACKT, P.DBR_PUT_ACKS):
                 raise PutError("put-callback takes plain DBR types only")
-            puts.do_put(chan, dtype, count, payload, notify)
+            with putting_as(putter):
+                puts.do_put(chan, dtype, count, payload, notify)
             notify.check()
         except PutError as exc:
+            self._log_after(pending, False, str(exc))
             self._log(f"put-callback refused: {exc}", hdr)
             self.out.append(_pack_hdr(P.WRITE_NOTIFY, 0, dtype, count & 0xFFFF,
                                       P.ECA_PUTFAIL, ioid))
             return
         fut = notify.future
         if fut.done():
+            self._put_logged(pending, fut)
             self.out.append(_pack_hdr(P.WRITE_NOTIFY, 0, dtype, count & 0xFFFF,
                                       P.ECA_NORMAL, ioid))
             return
         chan.put_busy = True
-        fut.add_done_callback(lambda f, c=chan, d=dtype, n=count, i=ioid:
-                              self._put_done(c, d, n, i, f))
+        fut.add_done_callback(lambda f, c=chan, d=dtype, n=count, i=ioid, p=pending:
+                              self._put_done(c, d, n, i, f, p))
 
-    def _put_done(self, chan: ClientChannel, dtype: int, count: int, ioid: int, fut) -> None:
+    def _put_logged(self, pending, fut) -> None:
+        """asTrapWriteAfter of a put-callback: when it has completed."""
+        if pending is not None:
+            exc = None if fut.cancelled() else fut.exception()
+            self._log_after(pending, not fut.cancelled() and exc is None,
+                            "cancelled" if fut.cancelled() else str(exc or ""))
+
+    def _put_done(self, chan: ClientChannel, dtype: int, count: int, ioid: int, fut,
+                  pending=None) -> None:
         chan.put_busy = False
+        self._put_logged(pending, fut)
         if self.closed:
             return
         status = P.ECA_NORMAL if not fut.cancelled() and fut.exception() is None \

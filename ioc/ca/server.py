@@ -149,6 +149,10 @@ class CaServer:
             return None
         rec.channels[field] = fc
         fc.nchan += 1
+        # asAddClient: the channel's rights from the client's user and host names
+        chan.asc = self.db.access.add_client(rec, field, circuit.user, circuit.as_host,
+                                             circuit.rights_changed, chan)
+        chan.readable = chan.asc.can_read
         return chan
 
     def channel_closed(self, chan: ClientChannel) -> None:

@@ -576,6 +576,9 @@ class Record(RsetMeta):
                 self.db.scanner.add(self)
         if fs.dbf in LINK_TYPES and self.db.initialized:
             self.db.relink(self, fname)
+        if fs.special == "SPC_AS" and self.db.initialized:
+            # dbPut's asChangeGroup: the record's clients get the new group's rights.
+            self.db.access.record_changed(self)
         if fname == self.value_field():
             f["UDF"] = 0        # dbPut clears UDF when VAL is written
         if fname != self.value_field() or not fs.pp:

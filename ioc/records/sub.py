@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -116,14 +117,35 @@ def _as_sub_init(rec: Record) -> int:
 
 
 def _as_sub_process(rec: Record) -> int:
-    """asSubProcess: VAL 1 asks for an access-security re-init, which base starts only when
-    an ACF file was loaded; without one (always, here) the request never completes and the
-    record stays busy, as in softIoc. Any other VAL: post VAL, then process normally."""
+    """asSubProcess: VAL 1 asks for an access-security re-init (asInitAsyn), which runs in a
+    thread of its own; when it is done VAL goes back to 0 and the record completes, in
+    READ alarm of severity BRSV when the file was bad (its rules stay in force). Without a
+    file the request never completes and the record stays busy, as in softIoc. Any other
+    VAL: post VAL, then process normally."""
     rec.post("VAL", DBE_VALUE)
     if not rec.f["PACT"] and rec.f["VAL"] == 1.0:
         rec.f["PACT"] = 1
+        access = getattr(rec.db, "access", None)
+        if access is not None and access.filename is not None:
+            threading.Thread(target=_as_reinit, args=(rec, access), name="asInitTask",
+                             daemon=True).start()
         return _ASYNC
     return 0
+
+
+def _as_reinit(rec: Record, access) -> None:
+    try:
+        ok, why = access.reload()
+    except Exception as exc:  # noqa: BLE001 - reported on the record, never raised
+        ok, why = False, f"asInit failed: {exc}"
+
+    def done() -> None:
+        rec.f["VAL"] = 0.0
+        if not ok:
+            rec.set_sevr(Stat.READ, int(rec.f.get("BRSV", Sevr.NO_ALARM)), "asInit Failed")
+            log.error("%s: asInit Failed: %s", rec.name, why)
+        rec.complete_async()
+    rec.db.call_soon_threadsafe(done)
 
 
 register_subroutine("asSubInit", _as_sub_init)

@@ -1,8 +1,8 @@
 """Commands that have no meaning in this IOC: accepted with a one-line note, never an error.
 
 They come from EPICS base's softIoc (breakpoints, lock sets, access security, the registry,
-callback queues...) and from modules st.cmd files often call (asyn tracing, autosave,
-caPutLog). Each prints ``NAME: not available in this IOC (REASON); ignored`` and the script goes
+callback queues...) and from modules st.cmd files often call (asyn tracing, autosave).
+Each prints ``NAME: not available in this IOC (REASON); ignored`` and the script goes
 on. A command listed here with reason None is accepted silently: it is needed by every base
 st.cmd and its job is done already (record and device registration is built in).
 
@@ -19,7 +19,6 @@ from .registry import COMMANDS, Arg, command
 if TYPE_CHECKING:
     from .interp import Shell
 
-_AS = "no access security"
 _BKPT = "no breakpoints: records run on one event loop"
 _DBD = "record, menu and device definitions are built in (ioc/records/base.dbd)"
 _REG = "no EPICS registry: commands and device support are Python registrations"
@@ -31,12 +30,8 @@ NOT_HERE: dict[str, tuple[tuple[str, ...], str | None]] = {
     # registration: built in (every st.cmd for softIoc calls it)
     "softIoc_registerRecordDeviceDriver": (("pdbbase",), None),
     "registerAllRecordDeviceDrivers": (("pdbbase",), None),
-    # access security
-    "asSetFilename": (("ascf",), _AS), "asSetSubstitutions": (("substitutions",), _AS),
-    "asInit": ((), _AS), "asDumpHash": ((), _AS), "ascar": (("level",), _AS),
-    "asdbdump": ((), _AS), "asphag": (("hagname",), _AS),
-    "aspmem": (("asgname", "clients"), _AS), "asprules": (("asgname",), _AS),
-    "aspuag": (("uagname",), _AS), "astac": (("recordname", "user", "host"), _AS),
+    # access security: ioc.access.shell has them all but the hash table dump
+    "asDumpHash": ((), "user and host names are matched without asLib's hash table"),
     # callback and scanOnce queues
     "callbackParallelThreads": (("no of threads", "priority"), "no callback threads"),
     "callbackQueueShow": (("reset",), "no callback queues"),
@@ -85,8 +80,6 @@ NOT_HERE: dict[str, tuple[tuple[str, ...], str | None]] = {
     "registryDriverSupportFind": (("name",), _REG), "registryFunctionFind": (("name",), _REG),
     "registryRecordTypeFind": (("name",), _REG),
     # modules st.cmd files often use
-    "caPutLogInit": (("host:port", "config"), "no caPutLog"),
-    "caPutLogShow": (("level",), "no caPutLog"),
     "asynSetTraceMask": (("portName", "addr", "mask"), _ASYN),
     "asynSetTraceIOMask": (("portName", "addr", "mask"), _ASYN),
     "asynSetTraceInfoMask": (("portName", "addr", "mask"), _ASYN),

@@ -120,7 +120,7 @@ def parse_c_double(text: str) -> float | None:
 # pretending to set them, and does not call it an error.
 _NOT_HERE = {
     "CASDEBUG": "the CA server logs through IOC_LOG_LEVEL",
-    "asCaDebug": "no access security", "asCheckClientIP": "no access security",
+    "asCaDebug": "access security inputs log through the CA link client",
     "atExitDebug": "", "callbackParallelThreadsDefault": "no callback threads",
     "dbAccessDebugPUTF": "", "dbBptNotMonotonic": "no breakpoint tables",
     "dbConvertStrict": "", "dbJLinkDebug": "no JSON links", "dbQuietMacroWarnings": "",

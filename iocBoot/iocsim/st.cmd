@@ -8,6 +8,9 @@ epicsEnvSet("IOC", "IOCSIM:")
 # One simulated E3631A, in process (e3631a-sim serves the same model on a pty or TCP port)
 E3631AConfigure("psu1", "sim://", "profile=realistic")
 dbLoadRecords("db/e3631a.db", "P=PSU1:,PORT=psu1")
+# Its control token: while one client holds it, only that client may set PSU1:* (GRACE: s the
+# holder may be disconnected and keep it). CTL:FORCE frees it (managers, see psu.acf).
+dbLoadRecords("db/ctlToken.template", "P=PSU1:,GRACE=30")
 
 # Demo records (a soft ai/ao/calc set to try caget/caput/camonitor on)
 dbLoadRecords("db/demo.db", "P=$(IOC)")
@@ -25,5 +28,10 @@ epicsEnvSet("EVT_SYNC_ADDR_LIST", "$(EVT_SYNC_ADDR_LIST=127.255.255.255)")
 EvtSoftHwConfigure("239.255.18.1:18324", 37)
 EvtTimeConfigure(1, 1, 1000000, 18323, 18322, 250)
 dbLoadRecords("db/evtTime.db", "IOC=$(IOC)")
+
+# Access security: this host may set, others read; managers may force a token (psu.acf).
+# HOSTNAME is this host's name (psu-timing-ioc sets it when the environment has none).
+asSetSubstitutions("HOST=$(HOSTNAME),MANAGERS=$(PSU_MANAGERS=$(USER=root))")
+asSetFilename("$(TOP)/iocBoot/iocsim/psu.acf")
 
 iocInit

@@ -39,9 +39,9 @@ def test_var_lists_sets_and_refuses_like_base(restore_bo_precision):
                    "var calcoutODLYlimit 1e3\nvar calcoutODLYlimit\nvar noSuch\n"
                    "var noSuch 3\nvar calcoutODLYlimit abc\n")
     lines = out.splitlines()
-    assert lines[:4] == ["boHIGHlimit = 100000", "boHIGHprecision = 2",
+    assert lines[:5] == ["asCheckClientIP = 0", "boHIGHlimit = 100000", "boHIGHprecision = 2",
                          "calcoutODLYlimit = 100000", "calcoutODLYprecision = 2"]
-    assert lines[4:] == ["boHIGHlimit = 100000", "boHIGHprecision = 16",
+    assert lines[5:] == ["boHIGHlimit = 100000", "boHIGHprecision = 16",
                          "calcoutODLYlimit = 1000"]
     assert binary.HIGH_PRECISION == 16          # the record module reads this value
     assert err.splitlines() == [
