@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ..access.runtime import AccessSecurity, AcfLoadError
 from ..caclient import CaLinkClient
+from ..putlog.core import PutLog
 from ..records.base import Record
 from ..records.breaktable import BrkTable, make_table
 from ..records.errors import RecordInitError, RecordInitReport
@@ -100,6 +101,8 @@ class Database:
         self.ca_links = CaLinkClient(self)
         # asLib/asDbLib: the access security file, its rules and clients (off without one)
         self.access = AccessSecurity(self)
+        # caPutLog: a line per client put (off until caPutLogInit/caPutLogFile or a PutLog record)
+        self.putlog = PutLog(self)
         self.breaktables: dict[str, BrkTable] = {}   # dbd breaktable()s by name
 
     # --------------------------------------------------------------- lookup
