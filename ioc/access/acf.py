@@ -17,6 +17,13 @@ reduction is a default reduction, taken without reading a lookahead).  After a
 successful parse, users/hosts repeated inside one group are reported
 (``Duplicated user 'x' in UAG 'a'``) without failing the load, as asInitialize does.
 
+Input is read as asInitFP does: fgets() chunks of at most 199 characters, each cut at
+its first NUL (a chunk left empty ends the input), expanded by a macLib emulation when
+substitutions are given (undefined/recursive macro warnings as macLib prints them; a
+failed chunk ends the input), and pulled lazily by the lexer as flex pulls them, so a
+syntax error stops the reading and later lines are never expanded.  Every message is cut
+as errlogPrintf cuts one of 256 characters or more (``...<<TRUNCATED>>``).
+
 Base 7.0.8 has no ``RPC`` access right, no ``GENERIC`` blocks and no ``IP``/``METHOD``
 rule items: those are syntax/access-right errors here as they are there.
 """
@@ -26,7 +33,7 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterator, Optional
 
 from ioc.records.calc_expr import CalcError, CalcExpr, compile_calc
 
@@ -136,6 +143,7 @@ class AcfResult:
 _NAME = re.compile(r"[a-zA-Z0-9_\-+:.\[\]<>;]+")
 _GOOD_STRING = re.compile(r'"(?:[^"\n\\]|\\.)*"')
 _BAD_STRING = re.compile(r'"(?:[^"\n\\]|\\.)*\n')
+_OPEN_STRING = re.compile(r'"(?:[^"\n\\]|\\.)*\\?')  # what more input could complete
 _KEYWORDS = {"UAG", "HAG", "ASG", "RULE", "CALC"}
 _EOF = "$end"
 
@@ -148,17 +156,43 @@ class _Tok:
 
 
 class _Lexer:
-    """asLib_lex.l: longest match, earliest rule on ties; errors go to ``log``."""
+    """asLib_lex.l: longest match, earliest rule on ties; errors go to ``log``.
 
-    def __init__(self, text: str, parser: "_Parser") -> None:
-        self.text, self.pos, self.line, self.parser = text, 0, 1, parser
+    Input is pulled from ``source`` (asLib's input function, one fgets() chunk at a time)
+    only when the scanner needs it, as flex does: at the end of the buffer, or when a
+    token that could still grow (a name, a comment, an open quoted string) reaches it.
+    A single-character token, a closed string or a newline never reads ahead.  This
+    matters with macros: a chunk that fails to expand is reported when it is read, so
+    after a syntax error the rest of the file is never expanded.
+    """
+
+    def __init__(self, source: Iterator[str], parser: "_Parser") -> None:
+        self.source, self.parser = source, parser
+        self.text, self.pos, self.line, self.eof = "", 0, 1, False
+
+    def _more(self) -> bool:
+        """Append the next chunk (dropping what was consumed); False at end of input."""
+        if self.eof:
+            return False
+        chunk = next(self.source, None)
+        if chunk is None:
+            self.eof = True
+            return False
+        self.text, self.pos = self.text[self.pos:] + chunk, 0
+        return True
 
     def next(self) -> _Tok:
-        text = self.text
-        while self.pos < len(text):
-            c, pos = text[self.pos], self.pos
+        while True:
+            if self.pos >= len(self.text):
+                if not self._more():
+                    return _Tok(_EOF, None, self.line)
+                continue
+            text, pos = self.text, self.pos
+            c = text[pos]
             m = _NAME.match(text, pos)
             if m:
+                if m.end() == len(text) and self._more():
+                    continue  # the name may go on in the next chunk
                 word = m.group()
                 self.pos = m.end()
                 if word in _KEYWORDS:
@@ -178,21 +212,28 @@ class _Lexer:
                     self.pos = m.end()
                     self.parser.error("Newline in quoted string, closing quote missing")
                     continue
+                if _OPEN_STRING.match(text, pos).end() == len(text) and self._more():
+                    continue
             self.pos += 1
             if c in "(){},":
                 return _Tok(c, None, self.line)
             if c == "\n":
                 self.line += 1
             elif c == "#":
-                end = text.find("\n", self.pos)
-                self.pos = len(text) if end < 0 else end
+                while True:
+                    end = self.text.find("\n", self.pos)
+                    if end >= 0:
+                        self.pos = end
+                        break
+                    self.pos = len(self.text)
+                    if not self._more():
+                        break
             elif c not in " \t\r":
                 code = ord(c)
                 if 0x20 <= code < 0x7f:
                     self.parser.error(f"Invalid character '{c}'")
                 else:  # not isprint() in the C locale, bytes >= 0x80 included
                     self.parser.error(f"Invalid character 0x{code:02x}")
-        return _Tok(_EOF, None, self.line)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -203,12 +244,12 @@ class _SyntaxError(Exception):
 class _Parser:
     """Recursive descent over asLib.y, with asLibRoutines.c's actions."""
 
-    def __init__(self, text: str, check_client_ip: bool) -> None:
+    def __init__(self, source: Iterator[str], check_client_ip: bool) -> None:
         self.messages: list[str] = []
         self.failed = False
         self.check_client_ip = check_client_ip
         self.config = AccessConfig()
-        self.lexer = _Lexer(text, self)
+        self.lexer = _Lexer(source, self)
         self.tok: Optional[_Tok] = None
         self._asg_add(DEFAULT)
 
@@ -429,37 +470,305 @@ def resolve_host(host: str) -> Optional[str]:
 
 
 # ----------------------------------------------------------------------------- input
-def _expand_macros(text: str, substitutions: Optional[str],
-                   messages: list[str]) -> str:
-    """asInitFP's input function: with macros, read fgets()-sized chunks and expand each.
+def parse_macro_defns(defns: str) -> dict[str, str]:
+    """macParseDefns + macInstallMacros: ``"a=1,b=2"`` -> the macros defined.
 
-    An undefined macro makes macExpandString fail; base then logs it and treats the
-    rest of the file as absent (the parse sees only what came before).
+    Any string, even ``""`` or ``","``, gives a macro handle (asInitFP expands every
+    line then, so ``$(x)`` is an undefined macro rather than an invalid character).
+    Whitespace around names, values and separators is dropped; quotes and backslash
+    escapes protect ``=``/``,``/space and are removed from names only.  A name without
+    ``=`` undefines that macro (``"a=1,a"`` leaves ``a`` undefined); an empty name is
+    kept as base does (``$()`` refers to it).
     """
-    if substitutions is None:
-        return text
-    import epicsmacrolib  # imported here: only needed when macros are given
-    pairs = epicsmacrolib.macros_from_string(substitutions)
-    if not pairs:
-        return text
-    ctx = epicsmacrolib.MacroContext(use_environment=False, show_warnings=True)
-    ctx.define(**pairs)
-    out = []
-    for line in text.splitlines(keepends=True):
-        for start in range(0, len(line), BUF_SIZE - 1):
-            chunk = line[start:start + BUF_SIZE - 1]
-            expanded = ctx.expand(chunk, empty_on_failure=True, max_length=BUF_SIZE)
-            if not expanded and "$" in chunk and ctx.expand(chunk, max_length=BUF_SIZE):
-                for name in re.findall(r"\$[({]([^)}=,]*)", chunk):
-                    if name not in pairs:
-                        messages.append(f"macLib: macro {name} is undefined "
-                                        f"(expanding string {chunk})")
-                        break
+    items: list[tuple[str, Optional[str]]] = []
+    state, quote, start, name = "preName", "", 0, ""
+    i, n = 0, len(defns)
+
+    def trimmed(a: int, b: int) -> str:
+        while b > a and defns[b - 1] in _C_SPACE:
+            b -= 1
+        return defns[a:b]
+
+    while i < n:
+        c = defns[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        escape = c == "\\" and i + 1 < n
+        plain = not quote and not escape
+        if state == "preName":
+            if plain and (c in _C_SPACE or c == ","):
+                i += 1
+                continue
+            start, state = i, "inName"
+        if state == "inName":
+            if plain and c in "=,":
+                name = trimmed(start, i)
+                if c == ",":
+                    items.append((name, None))
+                    state = "preName"
+                else:
+                    state = "preValue"
+                i += 1
+                continue
+        elif state == "preValue":
+            if plain and c in _C_SPACE:
+                i += 1
+                continue
+            start, state = i, "inValue"
+        if state == "inValue" and plain and c == ",":
+            items.append((name, trimmed(start, i)))
+            state = "preName"
+        i += 2 if escape else 1
+    if state == "inName":
+        items.append((trimmed(start, n), None))
+    elif state == "preValue":
+        items.append((name, ""))
+    elif state == "inValue":
+        items.append((name, trimmed(start, n)))
+    macros: dict[str, str] = {}
+    for raw, value in items:
+        key = _unquote_name(raw)
+        if value is None:
+            macros.pop(key, None)
+        else:
+            macros[key] = value
+    return macros
+
+
+_C_SPACE = " \t\n\v\f\r"
+
+
+def _unquote_name(raw: str) -> str:
+    """macParseDefns: quotes and escapes are removed from a macro's name."""
+    out, quote, i = [], "", 0
+    while i < len(raw):
+        c = raw[i]
+        if quote and c == quote:
+            quote = ""
+        elif not quote and c in "'\"":
+            quote = c
+        else:
+            if c == "\\" and i + 1 < len(raw):
+                i += 1
+                c = raw[i]
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+MAC_SIZE = 256                            # macLib.h: longest macro value or name
+
+
+class _MacEntry:
+    __slots__ = ("name", "type", "raw", "value", "error", "visited", "level")
+
+    def __init__(self, name: str, raw: Optional[str], level: int = 0,
+                 type_: str = "macro") -> None:
+        self.name, self.type, self.raw, self.level = name, type_, raw, level
+        self.value, self.error, self.visited = "", False, False
+
+
+class _MacLib:
+    """The macLib behaviour asInitFP relies on (macCore.c), messages included.
+
+    Facts kept: definitions are expanded together (in definition order, at "level 1",
+    where quotes and escapes are dropped) the first time a string is expanded after a
+    change, and their warnings are printed then (``macro Y is undefined (expanding macro
+    X)``, ``macro X is recursive (expanding macro Y)``); afterwards a reference copies the
+    stored value and its error.  In the string itself (level 0) quotes and backslashes
+    are kept, ``$(..)``/``${..}`` is not expanded inside single quotes, a default value
+    (``$(a=dflt)``) and scoped definitions (``$(a,b=1)``) are honoured with warnings
+    suppressed while they are scanned, a bad reference is written back as
+    ``$(name,undefined)``.  Output beyond the capacity is dropped silently (no error).
+    """
+
+    def __init__(self, macros: dict[str, str], messages: list[str]) -> None:
+        self.entries = [_MacEntry(k, v) for k, v in macros.items()]
+        self.dirty = bool(self.entries)
+        self.level = 0
+        self.quiet = False
+        self.messages = messages
+
+    def _lookup(self, name: str) -> Optional[_MacEntry]:
+        for entry in reversed(self.entries):
+            if entry.name == name:
+                return entry
+        return None
+
+    def _put(self, name: str, value: str) -> None:
+        entry = self._lookup(name)
+        if entry is None or entry.level < self.level:
+            self.entries.append(_MacEntry(name, value, self.level))
+        else:
+            entry.raw = value
+        self.dirty = True
+
+    def _refresh(self) -> None:
+        if not self.dirty:
+            return
+        for entry in list(self.entries):
+            entry.error = False
+            out: list[str] = []
+            self._trans(entry, 1, "", entry.raw or "", 0, out, MAC_SIZE)
+            entry.value = "".join(out)
+        self.dirty = False
+
+    def expand_string(self, src: str, capacity: int) -> tuple[str, bool]:
+        """macExpandString: (text, failed)."""
+        self._refresh()
+        entry = _MacEntry(src, src, type_="string")
+        out: list[str] = []
+        self._trans(entry, 0, "", src, 0, out, capacity - 1)
+        return "".join(out), entry.error
+
+    @staticmethod
+    def _emit(out: list[str], text: str, limit: int) -> None:
+        room = limit - len(out)
+        if room > 0:
+            out.extend(text[:room])
+
+    def _trans(self, entry: _MacEntry, level: int, term: str, raw: str, pos: int,
+               out: list[str], limit: int) -> int:
+        """Copy ``raw[pos:]`` up to a ``term`` character (or the end) into ``out``;
+        returns the index of that terminator."""
+        discard = level > 0
+        quote = ""
+        n = len(raw)
+        while pos < n and raw[pos] not in term:
+            c = raw[pos]
+            if quote:
+                if c == quote:
+                    quote = ""
+                    if discard:
+                        pos += 1
+                        continue
+            elif c in "\"'":
+                quote = c
+                if discard:
+                    pos += 1
+                    continue
+            if c == "$" and pos + 1 < n and raw[pos + 1] in "({" and quote != "'":
+                pos = self._refer(entry, level, raw, pos, out, limit) + 1
+                continue
+            if c == "\\" and pos + 1 < n:
+                if not discard:
+                    self._emit(out, "\\", limit)
+                if len(out) < limit:  # with no room left the escaped character is
+                    pos += 1          # not stepped over: it is scanned next (base)
+                    self._emit(out, raw[pos], limit)
+            else:
+                self._emit(out, c, limit)
+            pos += 1
+        return pos
+
+    def _refer(self, entry: _MacEntry, level: int, raw: str, pos: int,
+               out: list[str], limit: int) -> int:
+        """A ``$(...)`` at ``raw[pos]``; returns the index of its closing character
+        (or of the last character when the string ends inside the reference)."""
+        end = "=,)" if raw[pos + 1] == "(" else "=,}"
+        name_out: list[str] = []
+        pos = self._trans(entry, level + 1, end, raw, pos + 2, name_out, MAC_SIZE)
+        name = "".join(name_out)
+        n = len(raw)
+
+        def at(i: int) -> str:
+            return raw[i] if i < n else ""
+
+        default_at = None
+        if at(pos) == "=":
+            default_at = pos + 1
+            quiet, self.quiet = self.quiet, True
+            scratch = _MacEntry(name, None, type_="default value")
+            pos = self._trans(scratch, level + 1, end[1:], raw, pos + 1, [], 0)
+            self.quiet = quiet
+        pushed = False
+        if at(pos) == ",":
+            quiet, self.quiet = self.quiet, True
+            self.level += 1
+            pushed = True
+            scope_mark = len(self.entries)
+            while at(pos) == ",":
+                sub = _MacEntry(name, None, type_="scoped macro")
+                sub_out: list[str] = []
+                pos = self._trans(sub, level + 1, end, raw, pos + 1, sub_out, MAC_SIZE)
+                if at(pos) == "=":
+                    sub.name = "".join(sub_out)
+                    val_out: list[str] = []
+                    pos = self._trans(sub, level + 1, end[1:], raw, pos + 1, val_out,
+                                      MAC_SIZE)
+                    self._put("".join(sub_out), "".join(val_out))
+            self.quiet = quiet
+        if pos >= n:
+            pos = n - 1  # trans stops on the string's end: step back onto it
+        try:
+            ref = self._lookup(name)
+            if ref is not None and not ref.visited:
+                if not self.dirty:
+                    self._emit(out, ref.value, limit)
+                    entry.error = entry.error or ref.error
+                else:
+                    ref.visited = True
+                    self._trans(entry, level + 1, "", ref.raw or "", 0, out, limit)
+                    ref.visited = False
+                return pos
+            if ref is None and default_at is not None:
+                self._trans(entry, level + 1, end[1:], raw, default_at, out, limit)
+                return pos
+            entry.error = True
+            if ref is not None:
+                note = ",recursive)"
+                if not self.quiet:
+                    self.messages.append(f"macLib: {entry.type} {entry.name} is recursive "
+                                         f"(expanding {ref.type} {ref.name})")
+            else:
+                note = ",undefined)"
+                if not self.quiet:
+                    self.messages.append(f"macLib: macro {name} is undefined "
+                                         f"(expanding {entry.type} {entry.name})")
+            self._emit(out, "$(" + name + (")" if self.quiet else note), limit)
+            return pos
+        finally:
+            if pushed:
+                del self.entries[scope_mark:]
+                self.level -= 1
+                self.dirty = True
+
+
+def _fgets_chunks(text: str):
+    """What asInitFP's fgets(buf, 200) calls return: up to 199 characters, through a
+    newline, each cut at its first NUL (strlen)."""
+    pos, n = 0, len(text)
+    while pos < n:
+        nl = text.find("\n", pos, pos + BUF_SIZE - 1)
+        end = nl + 1 if nl >= 0 else min(n, pos + BUF_SIZE - 1)
+        yield text[pos:end].split("\0", 1)[0]
+        pos = end
+
+
+def _input_chunks(text: str, substitutions: Optional[str],
+                  messages: list[str]) -> Iterator[str]:
+    """asInitFP's input function: fgets()-sized chunks, each expanded with macros.
+
+    With substitutions (any string, even empty) every chunk goes through macExpandString;
+    a failure (undefined or recursive macro) is logged and ends the input (the parse
+    sees only what came before).  A chunk that is empty (a line starting with NUL, or
+    expanding to nothing) ends the input too: the input function then returns 0.
+    """
+    mac = None if substitutions is None else _MacLib(parse_macro_defns(substitutions),
+                                                       messages)
+    for chunk in _fgets_chunks(text):
+        if mac is not None and chunk:
+            expanded, failed = mac.expand_string(chunk, BUF_SIZE)
+            if failed:
                 messages.append("access security: macExpandString failed")
                 messages.append(f"input line: {chunk}")
-                return "".join(out)
-            out.append(expanded)
-    return "".join(out)
+                return
+            chunk = expanded
+        if not chunk:
+            return
+        yield chunk
 
 
 def parse_acf(text: str, substitutions: Optional[str] = None, *,
@@ -468,23 +777,37 @@ def parse_acf(text: str, substitutions: Optional[str] = None, *,
 
     Args:
         text: the file contents (decode bytes as latin-1 to keep every byte).
-        substitutions: ``"A=1,B=2"`` as asSetSubstitutions/``ascheck -S``; None or
-            an empty definition list means no macro expansion at all (``$`` is then an
-            invalid character, as in base).
+        substitutions: ``"A=1,B=2"`` as asSetSubstitutions/``ascheck -S``; None means
+            no macro expansion at all (``$`` is then an invalid character, as in base);
+            any string, even ``""``, expands every line (asInitFP creates its macro
+            handle whenever it is given substitutions).
         check_client_ip: asCheckClientIP; HAG host names are resolved to addresses.
     """
     messages: list[str] = []
-    text = _expand_macros(text, substitutions, messages)
-    parser = _Parser(text, check_client_ip)
+    parser = _Parser(_input_chunks(text, substitutions, messages), check_client_ip)
     parser.messages = messages
+    config: Optional[AccessConfig] = None
     try:
         parser.parse()
     except _SyntaxError:
-        return AcfResult(None, messages)
-    if parser.failed:
-        return AcfResult(None, messages)
-    parser.finish()
-    return AcfResult(parser.config, messages)
+        pass
+    else:
+        if not parser.failed:
+            parser.finish()
+            config = parser.config
+    return AcfResult(config, [errlog_truncate(m) for m in messages])
+
+
+ERRLOG_MSG_SIZE = 256                     # errlog.c MIN_MESSAGE_SIZE (errlogInit(0))
+_TRUNCATED = "<<TRUNCATED>>"
+
+
+def errlog_truncate(message: str) -> str:
+    """errlogPrintf: a message of 256 characters or more with its newline keeps its
+    first 241 and ends ``<<TRUNCATED>>`` (255 characters with the newline)."""
+    if len(message) + 1 < ERRLOG_MSG_SIZE:
+        return message
+    return message[:ERRLOG_MSG_SIZE - 2 - len(_TRUNCATED)] + _TRUNCATED
 
 
 def load_acf_file(path: str, substitutions: Optional[str] = None, *,
