@@ -22,6 +22,7 @@ All methods run on the IOC loop except :meth:`set_filename`/:meth:`set_substitut
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
@@ -148,7 +149,13 @@ class AccessSecurity:
         self.filename: Optional[str] = None
         self.substitutions: Optional[str] = None
         self.config: Optional[AccessConfig] = None
-        self.clients: set[AsClient] = set()
+        #: the clients in the order they were added (asAddClient appends to the member's list)
+        self.clients: dict[AsClient, int] = {}
+        self._client_seq = itertools.count()
+        #: each record's place in its ASG's member list (asAddMember appends; asChangeGroup
+        #: moves a record to the end of its new group): callbacks and reports go in that order
+        self._member_seq: dict["Record", int] = {}
+        self._member_next = itertools.count()
         self._inputs: list[_AsInput] = []
         self._started = False
         self._token_listener_added = False
@@ -234,6 +241,8 @@ class AccessSecurity:
 
     def _install(self, config: Optional[AccessConfig]) -> None:
         """Put ``config`` in force: new inputs, every client's rights recomputed."""
+        # the old walk order, taken under the old rules: the members move in that order
+        old = self._base_order(self.clients) if self._started and self._member_seq else None
         for inp in self._inputs:
             inp.uninstall()
         self._inputs = []
@@ -242,9 +251,68 @@ class AccessSecurity:
             for asg in config.asgs:
                 for inp in asg.inputs:
                     asg.inp_bad |= 1 << inp.index           # asCaStart: bad until a value
-                self._connect_inputs(asg)
+        if not self._member_seq:
+            self._add_members()
+        elif old is not None:
+            # asInitialize moves each old group's members, in order, to their new groups
+            moved = sorted(self._member_seq, key=lambda r: old[1].get(r, (0, 0)))
+            for r in moved:
+                self._member_seq[r] = next(self._member_next)
         self._started = True
-        self.recompute_all()
+        if old is None:
+            self.recompute_all()
+        else:
+            self._update(sorted(self.clients, key=lambda c: (old[1].get(c.record, (0, 0)),
+                                                             self.clients.get(c, 0))))
+        if config is not None:          # asCaStart, after the rules are in force
+            for asg in config.asgs:
+                self._connect_inputs(asg)
+
+    def _add_members(self) -> None:
+        """asDbAddRecords: every record joins its group, record types in name order, the
+        records of a type in load order (as dbFirstRecordType/dbFirstRecord walk them)."""
+        recs = list(self.db.records.values())
+        for rtype in sorted({r.rtype for r in recs}):
+            for r in recs:
+                if r.rtype == rtype and r not in self._member_seq:
+                    self._member_seq[r] = next(self._member_next)
+
+    def _group_index(self, record: "Record") -> int:
+        config = self.config
+        if config is None:
+            return 0
+        asg = config.find_asg(str(record.f.get("ASG", "") or ""))
+        try:
+            return config.asgs.index(asg)
+        except ValueError:
+            return 0
+
+    def _member_key(self, record: "Record") -> tuple[int, int]:
+        seq = self._member_seq.get(record)
+        if seq is None:                 # a record this list has not met yet: it joins at the end
+            seq = self._member_seq[record] = next(self._member_next)
+        return self._group_index(record), seq
+
+    def _base_order(self, clients: Iterable[AsClient]) -> tuple[list[AsClient], dict]:
+        """The clients in base's walk order (groups in file order, each group's members, each
+        member's clients), and each record's (group, place) key."""
+        keys = {r: self._member_key(r) for r in self._member_seq}
+        for c in clients:
+            if c.record not in keys:
+                keys[c.record] = self._member_key(c.record)
+        ordered = sorted(clients, key=lambda c: (keys[c.record], self.clients.get(c, 0)))
+        return ordered, keys
+
+    def member_records(self, asg: Asg) -> list["Record"]:
+        """The records in ``asg``'s member list, in base's order."""
+        config = self.config
+        if config is None:
+            return []
+        if not self._member_seq:
+            self._add_members()
+        recs = [r for r in self.db.records.values()
+                if config.find_asg(str(r.f.get("ASG", "") or "")) is asg]
+        return sorted(recs, key=lambda r: self._member_key(r)[1])
 
     def _connect_inputs(self, asg: Asg) -> None:
         client = getattr(self.db, "ca_links", None)
@@ -262,12 +330,12 @@ class AccessSecurity:
         """asAddClient for a channel on ``record.field``; rights computed now."""
         c = AsClient(record, _field_asl(record, field), user, host, callback, owner)
         c.access = self.rights(c)
-        self.clients.add(c)
+        self.clients[c] = next(self._client_seq)
         return c
 
     def remove_client(self, client: AsClient) -> None:
         """asRemoveClient."""
-        self.clients.discard(client)
+        self.clients.pop(client, None)
 
     def rights(self, c: AsClient) -> Access:
         """What ``c`` may do now: the ACF's rules, then the control token."""
@@ -282,27 +350,30 @@ class AccessSecurity:
         for c in list(clients):
             new = self.rights(c)
             if new != c.access:
-                c.access = new
-                if c.callback is not None:
+                changed = new.level != c.access.level
+                c.access = new      # a TRAPWRITE change alone is kept without a callback (asLib)
+                if changed and c.callback is not None:
                     try:
                         c.callback(c)
                     except Exception:  # one client's failure must not stop the others
                         log.exception("access rights callback failed")
 
     def recompute_all(self) -> None:
-        """asComputeAllAsg: every client."""
-        self._update(self.clients)
+        """asComputeAllAsg: every client, groups in file order, members in list order."""
+        self._update(self._base_order(self.clients)[0])
 
     def recompute(self, asg: Asg) -> None:
         """An input of ``asg`` changed: its clients (and those falling back to it)."""
         config = self.config
         if config is None:
             return
-        self._update(c for c in self.clients
+        self._update(c for c in self._base_order(self.clients)[0]
                      if config.find_asg(str(c.record.f.get("ASG", "") or "")) is asg)
 
     def record_changed(self, record: "Record") -> None:
-        """asChangeGroup: the record's ASG field was written."""
+        """asChangeGroup: the record's ASG field was written; it joins the end of its new
+        group's member list."""
+        self._member_seq[record] = next(self._member_next)
         self._update(c for c in self.clients if c.record is record)
 
     def refusal(self, c: Optional[AsClient]) -> str:

@@ -130,10 +130,16 @@ def astac(shell: "Shell", recordname: Optional[str], user: Optional[str],
     if rec is None or (field and not rec.has_field(field)):
         raise ShellError(f"astac: dbNameToAddr error: {recordname} not found")
     acc = _access(shell)
-    access = _on_loop(shell, lambda: acc.access_for(rec, field or "VAL", user, host))
-    shell.print(f"astac callback {rec.name}: status=0 get "
-                f"{'Yes' if access.level >= 1 else 'No'} put "
-                f"{'Yes' if access.level >= 2 else 'No'}")
+
+    def report(c: runtime.AsClient) -> None:
+        shell.print(f"astac callback {rec.name}: status=0 get "
+                    f"{'Yes' if c.can_read else 'No'} put {'Yes' if c.can_write else 'No'}")
+
+    # as base, the client stays registered: its callback prints again whenever a reload, a
+    # CALC input or the token changes what it may do
+    client = _on_loop(shell, lambda: acc.add_client(rec, field or "VAL", user, host,
+                                                    callback=report, owner="astac"))
+    report(client)
 
 
 def _on_loop(shell: "Shell", fn):
@@ -153,8 +159,7 @@ def _member_text(acc: runtime.AccessSecurity, clients: bool):
     def text(asg) -> str:
         if config is None:
             return ""
-        recs = [r for r in acc.db.records.values()
-                if config.find_asg(str(r.f.get("ASG", "") or "")) is asg]
+        recs = acc.member_records(asg)
         if not recs:
             return ""
         out = ["\tMEMBERLIST\n"]
