@@ -112,6 +112,7 @@ class Ioc:
         finally:
             await self.db.stop()
             await self.server.stop()
+            await self.db.close()
 
     # --------------------------------------------------------------- shutdown
     def request_exit(self) -> None:

@@ -179,8 +179,10 @@ class AccessSecurity:
         self.filename = path or None
 
     def set_substitutions(self, subs: Optional[str]) -> None:
-        """asSetSubstitutions: macros for the file (``"A=1,B=2"``)."""
-        self.substitutions = subs or None
+        """asSetSubstitutions: macros for the file (``"A=1,B=2"``). An empty string is kept,
+        as base keeps it: the file is then read through macro expansion (``$(X)`` undefined
+        warnings), while None reads it as it is."""
+        self.substitutions = subs
 
     def _load(self) -> AcfResult:
         return load_acf_file(self.filename, self.substitutions,

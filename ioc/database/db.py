@@ -415,6 +415,12 @@ class Database:
         await self.scanner.stop()
         await self.ca_links.stop()      # iocShutdown: dbCaShutdown
 
+    async def close(self) -> None:
+        """After the CA server has stopped (no put can arrive): the control tokens' timers
+        stop and the put log writes what it holds and closes its outputs."""
+        self.access.stop()
+        await asyncio.to_thread(self.putlog.close)
+
     # ------------------------------------------------------------ loop bridge
     def call_soon_threadsafe(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` on the IOC loop (from any thread). Dropped silently once stopped."""

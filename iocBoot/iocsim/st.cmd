@@ -34,4 +34,10 @@ dbLoadRecords("db/evtTime.db", "IOC=$(IOC)")
 asSetSubstitutions("HOST=$(HOSTNAME),MANAGERS=$(PSU_MANAGERS=$(USER=root))")
 asSetFilename("$(TOP)/iocBoot/iocsim/psu.acf")
 
+# Put log (caPutLog): every put a TRAPWRITE rule traps, and every refused one, as a line in
+# $(IOC)PUTLOG (the latest) and $(IOC)PUTLOG_HIST (the last 20), and in the IOC's log.
+#- To a file too:       caPutLogFile("/var/log/psu/put.log")
+#- To a log server too: caPutLogInit("loghost:7011", 0)
+dbLoadRecords("db/putlog.template", "IOC=$(IOC)")
+
 iocInit

@@ -38,10 +38,13 @@ def ioc(start_ioc, sim, tmp_path):
                   f'E3631AConfigure("psu1", "{sim.link}", "timeout_ms=300")\n'
                   'dbLoadRecords("db/e3631a.db", "P=PSU1:,PORT=psu1")\n'
                   f'dbLoadRecords("db/ctlToken.template", "P=PSU1:,GRACE={GRACE_S}")\n'
+                  'dbLoadRecords("db/putlog.template", "IOC=T:,N=20")\n'
+                  f'caPutLogFile("{tmp_path}/put.log")\n'
                   f'asSetSubstitutions("HOST={LOCAL},MANAGERS=carol")\n'
                   'asSetFilename("iocBoot/iocsim/psu.acf")\n'
                   "iocInit\n")
     p = start_ioc(str(st), ready_pv="PSU1:CTL:OWNER", stdin=subprocess.PIPE)
+    p.putlog_path = tmp_path / "put.log"
     return p
 
 
@@ -159,6 +162,24 @@ def test_token_holder_alone_may_set_the_device(ioc, sim):
         c.close()
     log = ioc.output()
     assert f"grabbed by {me}" in log and "forced release of" in log and "released by bob" in log
+    # the put log (default config: changes only, bursts merged) has every step, refusals
+    # with their reason, in order
+    host = LOCAL.lower()
+    held = f'refused="control token PSU1: held by {me}"'
+    want = [f"{host} alice PSU1:CTL:GRAB new=1 old=0",
+            f"{host} bob PSU1:P6V:VOLT {held}",
+            f"{host} bob PSU1:CTL:GRAB {held}",
+            f"{host} bob PSU1:CTL:RELEASE {held}",
+            f"{host} alice PSU1:P6V:VOLT new=3 old=0",      # her second GRAB changed nothing
+            f'{FAR} dave PSU1:CTL:FORCE refused="no write access"',
+            f"{FAR} carol PSU1:CTL:FORCE new=1 old=0",
+            f"{host} bob PSU1:P6V:VOLT new=4 old=3"]
+
+    def logged() -> list[str]:
+        text = ioc.putlog_path.read_text() if ioc.putlog_path.exists() else ""
+        return [line.split(" ", 2)[2] for line in text.splitlines()]
+    wait_for(lambda: len(logged()) >= len(want), 10, what="the put log lines")
+    assert logged()[:len(want)] == want
 
 
 def test_token_freed_after_the_holder_is_gone_for_the_grace_time(ioc, sim):

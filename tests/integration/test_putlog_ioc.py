@@ -15,10 +15,6 @@ from tests import ca_raw as R
 from ..conftest import ROOT, wait_for
 
 ECA_NORMAL, ECA_NOWTACCESS = 1, 376
-# The CA server's hooks (ioc/ca/requests.py calling db.putlog) came separately from ioc/putlog.
-_REQUESTS = (ROOT / "ioc" / "ca" / "requests.py").read_text()
-pytestmark = pytest.mark.skipif("putlog" not in _REQUESTS or ".before(" not in _REQUESTS,
-                                reason="the CA server does not call the put log yet")
 N = 6
 
 DB = '''
