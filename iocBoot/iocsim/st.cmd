@@ -33,6 +33,8 @@ dbLoadRecords("db/evtTime.db", "IOC=$(IOC)")
 # HOSTNAME is this host's name (psu-timing-ioc sets it when the environment has none).
 asSetSubstitutions("HOST=$(HOSTNAME),MANAGERS=$(PSU_MANAGERS=$(USER=root))")
 asSetFilename("$(TOP)/iocBoot/iocsim/psu.acf")
+#- Edit psu.acf, then "caput IOCSIM:READACF 1" (or asInit here) to put it in force.
+dbLoadRecords("db/access.db", "IOC=$(IOC)")
 
 # Put log (caPutLog): every put a TRAPWRITE rule traps, and every refused one, as a line in
 # $(IOC)PUTLOG (the latest) and $(IOC)PUTLOG_HIST (the last 20), and in the IOC's log.
