@@ -2,10 +2,14 @@
 
     python -m bench.ca          (or: python bench/ca.py)
 
-Three servers are started in this run, each its own subprocess on its own random free port
+Four servers are started in this run, each its own subprocess on its own random free port
 (127.0.0.1 only), with a caRepeater of EPICS base on a random port of its own:
 
 * ``ours``       psu-timing-ioc -S with a temp .db (ao AO FLNK ai AI INP=AO; ao N; calc CNT);
+* ``ours_as``    the same with access security on: an ACF of realistic size, AO/AI in one of its
+  groups (bench/_ca_acf.py); in the latency rounds and the sub churn, and in an A/B phase with
+  ``ours`` alone (get and put-callback, alternating) whose p50s give the target ratios (at most
+  1.05x). The bench exits 1 if this client cannot write AO under the ACF (a put read back);
 * ``caproto``    a bare caproto PVGroup with the same PVs (bench/_ca_caproto_server.py);
 * ``softioc``    pythonSoftIOC (EPICS base 7 in Python) loading the very same .db, and
   ``softioc_py`` the same PVs made with softioc.builder + Python callbacks, in the same process
@@ -41,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if __package__ in (None, ""):            # python bench/ca.py
     sys.path.insert(0, os.path.dirname(HERE))
 
+from bench import _ca_acf  # noqa: E402
 from bench._common import (NAN, Proc, bench_main, epics_bin_dir, fmt,  # noqa: E402
                            free_port, percentile, ratio, release_logdir, start_repeater)
 
@@ -103,8 +108,9 @@ PRODUCERS = {
                   "while CNT<N; started by N's on_update",
 }
 COLUMNS = ("ours", "caproto", "softioc", "softioc_py")
-PREFIX = {"ours": "O:", "caproto": "C:", "softioc": "S:", "softioc_py": "SP:"}
-PROCESS_OF = {"ours": "ours", "caproto": "caproto", "softioc": "softioc",
+LAT_COLUMNS = ("ours", "ours_as") + COLUMNS[1:]     # the latency rounds and the sub churn
+PREFIX = {"ours": "O:", "ours_as": "OA:", "caproto": "C:", "softioc": "S:", "softioc_py": "SP:"}
+PROCESS_OF = {"ours": "ours", "ours_as": "ours_as", "caproto": "caproto", "softioc": "softioc",
               "softioc_py": "softioc"}
 
 
@@ -121,9 +127,10 @@ class Bench:
         self.ports: dict[str, int] = {}
         self.ca = None
         self.chids: dict[str, dict[str, int]] = {}
-        self.res: dict[str, dict[str, float]] = {c: {} for c in COLUMNS}
+        self.res: dict[str, dict[str, float]] = {c: {} for c in LAT_COLUMNS}
         self.notes: list[str] = []
         self.base_sub_rate = NAN
+        self.ab_rounds = 0
 
     # -- time
     def left(self) -> float:
@@ -133,7 +140,7 @@ class Bench:
     def setup_env(self) -> tuple[dict, dict[str, dict]]:
         taken: set[int] = set()
         rep_port = free_port(taken)
-        for name in ("ours", "caproto", "softioc", "base"):
+        for name in ("ours", "ours_as", "caproto", "softioc", "base"):
             self.ports[name] = free_port(taken)
         self.rep_port = rep_port
         common = {
@@ -165,8 +172,10 @@ class Bench:
             f.write(DB_TEXT)
         ioc = shutil.which("psu-timing-ioc")
         ioc_cmd = [ioc] if ioc else [sys.executable, "-m", "ioc"]
+        as_db, acf = _ca_acf.write_files(self.logdir, DB_TEXT, PREFIX["ours_as"])
         cmds = {
             "ours": ioc_cmd + ["-S", "-m", f"P={PREFIX['ours']}", "-d", dbfile],
+            "ours_as": ioc_cmd + ["-S", "-m", f"P={PREFIX['ours_as']}", "-d", as_db, "-a", acf],
             "caproto": [sys.executable, os.path.join(HERE, "_ca_caproto_server.py"),
                         PREFIX["caproto"]],
             "softioc": [sys.executable, os.path.join(HERE, "_ca_softioc_server.py"), dbfile],
@@ -183,7 +192,7 @@ class Bench:
     def connect(self) -> None:
         """Create the channels and poll until each server answers (15 s deadline)."""
         ca = self.ca
-        for col in COLUMNS:
+        for col in LAT_COLUMNS:
             if PROCESS_OF[col] in self.errors:
                 continue
             self.chids[col] = {pv: ca.create_channel(PREFIX[col] + pv, connect=False,
@@ -212,15 +221,15 @@ class Bench:
             if PROCESS_OF[col] in self.errors:
                 del self.chids[col]
 
-    def live(self) -> list[str]:
-        return [c for c in COLUMNS if c in self.chids]
+    def live(self, cols=COLUMNS) -> list[str]:
+        return [c for c in cols if c in self.chids]
 
     # -- measurements
     def measure_latency(self) -> None:
         """get, put-callback (without and with a monitor on AI) and put->monitor, interleaved:
         each round runs every phase on every server, the server order rotating by round."""
         ca = self.ca
-        cols = self.live()
+        cols = self.live(LAT_COLUMNS)
         gets = {c: [] for c in cols}
         putcb = {c: [] for c in cols}
         putcb_mon = {c: [] for c in cols}
@@ -311,7 +320,8 @@ class Bench:
         """Subscription add+clear pairs/s (bench/_ca_common.sub_churn_rates: raw pipelined
         client, 20 in flight) on AO of every server and of EPICS base's softIoc (``base``)."""
         from bench._ca_common import CAError, sub_churn_rates, wait_ca_ready
-        where = {c: (self.ports[PROCESS_OF[c]], PREFIX[c] + "AO") for c in self.live()}
+        where = {c: (self.ports[PROCESS_OF[c]], PREFIX[c] + "AO")
+                 for c in self.live(LAT_COLUMNS)}
         base = self.procs.get("base")
         if base is not None:
             try:
@@ -468,13 +478,15 @@ class Bench:
                 self.clients.remove(p)
 
     # -- output
-    def line(self, label: str, key: str, digits: int = 0, ratios: bool = True,
-             invert: bool = False) -> None:
-        vals = {c: self.res[c].get(key, NAN) for c in COLUMNS}
-        parts = [f"{c}={fmt(vals[c], digits)}" for c in COLUMNS]
+    def line(self, label: str, key: str, digits: int = 0, ratios: bool = True) -> None:
+        cols = [c for c in LAT_COLUMNS if c != "ours_as" or key in self.res[c]]
+        vals = {c: self.res[c].get(key, NAN) for c in cols}
+        parts = [f"{c}={fmt(vals[c], digits)}" for c in cols]
         if ratios:
             for ref in ("caproto", "softioc", "softioc_py"):
                 parts.append(f"ours/{ref}={fmt(ratio(vals['ours'], vals[ref]), 2)}")
+            if "ours_as" in cols:
+                parts.append(f"ours_as/ours={fmt(ratio(vals['ours_as'], vals['ours']), 3)}")
         print(f"{label}: " + " ".join(parts), flush=True)
 
     def report(self) -> None:
@@ -502,6 +514,7 @@ class Bench:
               f"x the same while this client monitors AI; put_to_monitor = {N_PUT_MON} x "
               f"ca.put(AO) (no callback) until the AI monitor brings the value; "
               f"{ROUNDS} interleaved rounds", flush=True)
+        print(f"# ours_as: ACF of {_ca_acf.SUMMARY}", flush=True)
         self.line("get_us p50", "get_p50")
         self.line("get_us p99", "get_p99")
         self.line("put_cb_us p50", "put_cb_p50")
@@ -547,6 +560,7 @@ class Bench:
             print(f"last_value_received {k}: " + " ".join(parts), flush=True)
         # targets
         ours, cap, soft = R["ours"], R["caproto"], R["softioc"]
+        as_lines, as_keys = _ca_acf.figures(ours, R["ours_as"], self.ab_rounds, fmt, ratio)
         overhead = ratio(ours.get("get_p50", NAN), cap.get("get_p50", NAN))
         get_vs_soft = ratio(ours.get("get_p50", NAN), soft.get("get_p50", NAN))
         p2m = ours.get("put_mon_p50", NAN)
@@ -565,6 +579,8 @@ class Bench:
               f"{verdict(None if p2m != p2m else p2m <= TARGET_PUT_TO_MON_US)}", flush=True)
         print(f"target every client receives the last value (ours): "
               f"{verdict(None if all_last != all_last else bool(all_last))}", flush=True)
+        for ln in as_lines:
+            print(ln, flush=True)
         sub_vs_soft = ratio(ours.get("sub_rate", NAN), soft.get("sub_rate", NAN))
         p2m_vs_soft = ratio(p2m, soft.get("put_mon_p50", NAN))
         total_vs_soft = ratio(ours.get("rate_10c_total", NAN), soft.get("rate_10c_total", NAN))
@@ -618,6 +634,7 @@ class Bench:
             ("mon_total_10c", fmt(ours.get("rate_10c_total", NAN))),
             ("softioc_mon_total_10c", fmt(soft.get("rate_10c_total", NAN))),
             ("mon_total_10c_vs_softioc", fmt(total_vs_soft, 3)),
+            *as_keys,
             ("elapsed_s", fmt(time.monotonic() - self.t_start, 1)),
         ]
         print("RESULT ca " + " ".join(f"{k}={v}" for k, v in keys), flush=True)
@@ -662,8 +679,15 @@ class Bench:
         self.ca = ca
         ca.initialize_libca()
         self.connect()
+        err = _ca_acf.write_access_error(ca, self.chids.get("ours_as"), self.errors)
+        if err:
+            print(f"ABORT: ours_as (access security on): {err}; its figures would be "
+                  f"meaningless", flush=True)
+            return 1
         if self.live():
             self.measure_latency()
+            self.ab_rounds = _ca_acf.paired_latency(ca, self.chids, self.res,
+                                                    keep_going=lambda: self.left() >= 90)
             self.measure_sub_churn()
             for n in (0,) + N_CLIENTS:
                 for col in self.live():
