@@ -2,8 +2,9 @@
 
 * ``stringin`` / ``lsi``: VAL is the latest line (a stringin keeps its first 39 characters; an
   lsi up to SIZV - 1).
-* ``waveform`` FTVL STRING: the last NELM lines, oldest first (each cut to 39 characters);
-  FTVL CHAR/UCHAR: the latest lines that fit in NELM - 1 bytes, newline separated, oldest first.
+* ``waveform`` FTVL CHAR/UCHAR: the latest lines that fit in NELM - 1 bytes, newline
+  separated, oldest first, at most N of them with ``INP "@lines=N"`` (all that fit without);
+  FTVL STRING: the last NELM lines, oldest first (each cut to 39 characters).
 
 Use ``SCAN "I/O Intr"``: the record processes after each new line (several lines written
 between two processings show up together: the history is complete, the latest-line record
@@ -38,6 +39,9 @@ class PutLogDevSup(DeviceSupport):
                                                              _FTVL_UCHAR):
             raise DevSupError("PutLog: waveform FTVL must be STRING, CHAR or UCHAR")
         self.putlog = pl
+        self.max_lines = _max_lines(str(rec.f.get(rec.io_link, "") or ""), rec.name)
+        if self.max_lines is not None:
+            pl.resize_ring(self.max_lines)
         if rec.rtype == "waveform" and rec.f["FTVL"] == _FTVL_STRING:
             pl.resize_ring(rec.f["NELM"])
         self._scan = pl.attach()
@@ -55,7 +59,7 @@ class PutLogDevSup(DeviceSupport):
                 lines = pl.history(nelm)
                 rec.store(rec.coerce_field("VAL", lines) if lines else [])
             else:
-                text = _fit(pl.history(), nelm - 1)
+                text = _fit(pl.history(self.max_lines), nelm - 1)
                 rec.store(rec.coerce_field("VAL", text.encode("latin-1", "replace")))
         elif rec.rtype == "lsi":
             rec.set_value(pl.latest)
@@ -66,6 +70,23 @@ class PutLogDevSup(DeviceSupport):
 
     def report(self) -> str:
         return f"put log, {len(self.putlog.ring)} lines in memory"
+
+
+def _max_lines(inp: str, name: str) -> Optional[int]:
+    """``@lines=N`` of the INP link: N, or None when not given."""
+    text = inp.strip().lstrip("@").strip()
+    if not text:
+        return None
+    key, eq, value = text.partition("=")
+    if key.strip() != "lines" or not eq:
+        raise DevSupError(f"PutLog: INP must be \"@lines=N\" or empty, not {inp!r}")
+    try:
+        n = int(value)
+    except ValueError:
+        raise DevSupError(f"PutLog: INP {inp!r}: N must be a whole number") from None
+    if n < 1:
+        raise DevSupError(f"PutLog: INP {inp!r}: N must be at least 1")
+    return n
 
 
 def _fit(lines: list[str], room: int) -> str:
@@ -84,4 +105,4 @@ def _fit(lines: list[str], room: int) -> str:
     return "\n".join(reversed(out))
 
 
-register(("stringin", "lsi", "waveform"), "PutLog", PutLogDevSup)
+register(("stringin", "lsi", "waveform"), "PutLog", PutLogDevSup, link_type="INST_IO")

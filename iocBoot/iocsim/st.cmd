@@ -31,7 +31,7 @@ dbLoadRecords("db/evtTime.db", "IOC=$(IOC)")
 
 # Access security: this host may set, others read; managers may force a token (psu.acf).
 # HOSTNAME is this host's name (psu-timing-ioc sets it when the environment has none).
-asSetSubstitutions("HOST=$(HOSTNAME),MANAGERS=$(PSU_MANAGERS=$(USER=root))")
+asSetSubstitutions("HOST=$(HOSTNAME),MANAGERS='$(PSU_MANAGERS=$(USER=root))'")
 asSetFilename("$(TOP)/iocBoot/iocsim/psu.acf")
 #- Edit psu.acf, then "caput IOCSIM:READACF 1" (or asInit here) to put it in force.
 dbLoadRecords("db/access.db", "IOC=$(IOC)")

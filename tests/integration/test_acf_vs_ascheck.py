@@ -132,3 +132,19 @@ def test_messages_on_good_file() -> None:
     status, _, err = _compare([str(DATA / "good_dup_members.acf")])
     assert status == 0
     assert "Duplicated user 'x' in UAG 'a'" in err
+
+
+SHIPPED = sorted((ROOT / "iocBoot").glob("*/*.acf"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(ROOT)) for p in SHIPPED])
+def test_shipped_acf_loads_as_in_ascheck(path: Path) -> None:
+    """The ACFs we ship, with the substitutions their st.cmd gives them (and with several
+    managers), load under ascheck and under ours alike."""
+    for subs in ("HOST=vm,MANAGERS=root", "HOST=ctl-01.example.org,MANAGERS=alice,bob"):
+        status, _, err = _compare(["-S", subs, str(path)])
+        assert status == 0, err
+
+
+def test_shipped_acf_exists() -> None:
+    assert any(p.name == "psu.acf" for p in SHIPPED)

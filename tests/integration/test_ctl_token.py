@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import ca_raw as R
-from ..conftest import ROOT, wait_for
+from ..conftest import ROOT, run_ioc_to_exit, wait_for
 from ..simproc import SimProcess
 
 LOCAL = socket.gethostname()
@@ -199,3 +199,16 @@ def test_token_freed_after_the_holder_is_gone_for_the_grace_time(ioc, sim):
     assert time.monotonic() - t0 >= GRACE_S * 0.9
     assert "gone for more than" in ioc.output()
     watcher.close()
+
+
+def test_default_ioc_takes_its_managers_from_the_environment(monkeypatch):
+    """iocBoot/iocsim/st.cmd: PSU_MANAGERS names the manager users, several with commas (the
+    st.cmd quotes the value for asSetSubstitutions, so the commas stay in the UAG)."""
+    monkeypatch.setenv("PSU_MANAGERS", "alice,bob")
+    r = run_ioc_to_exit(stdin_text="aspuag\nastac PSU1:CTL:FORCE bob far.example.org\n"
+                                   "astac PSU1:CTL:FORCE dave far.example.org\nexit\n",
+                        timeout_s=30)
+    assert r.returncode == 0, r.stderr
+    assert "UAG(manager) {alice,bob}" in r.stdout, r.stdout
+    assert "astac callback PSU1:CTL:FORCE: status=0 get Yes put Yes" in r.stdout
+    assert "astac callback PSU1:CTL:FORCE: status=0 get Yes put No" in r.stdout

@@ -1,4 +1,4 @@
-"""Every database we ship is real EPICS: it loads into EPICS base's softIoc without an error."""
+"""Every database and template we ship is real EPICS: it loads into EPICS base's softIoc without an error."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ from ..conftest import ROOT, epics_bin, free_port
 pytestmark = pytest.mark.oracle
 
 # Macros that satisfy every shipped db (each file documents the ones it needs).
-MACROS = "P=T:,R=X:,IOC=T:,PORT=p1"
+MACROS = "P=T:,R=X:,IOC=T:,PORT=p1,CH=P6V,VMIN=0,VMAX=6.18,IMAX=5.15"
 
 
 def _softioc_load(db: str) -> subprocess.CompletedProcess:
@@ -27,7 +27,10 @@ def _softioc_load(db: str) -> subprocess.CompletedProcess:
                           text=True, env=env, timeout=30)
 
 
-@pytest.mark.parametrize("db", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "db").glob("*.db")))
+SHIPPED = sorted([*(ROOT / "db").glob("*.db"), *(ROOT / "db").glob("*.template")])
+
+
+@pytest.mark.parametrize("db", [str(p.relative_to(ROOT)) for p in SHIPPED])
 def test_shipped_db_loads_in_softioc(db):
     r = _softioc_load(str(ROOT / db))
     text = r.stdout + r.stderr
@@ -39,7 +42,7 @@ def test_shipped_db_loads_in_softioc(db):
 
 
 def test_our_dbd_declares_every_custom_dtyp():
-    """DTYPs used in db/*.db but unknown to softIoc.dbd must be in db/psuTiming.dbd, and every
+    """DTYPs used in db/*.db and db/*.template but unknown to softIoc.dbd must be in db/psuTiming.dbd, and every
     device() line there must be provided by our device support registry."""
     import ioc.main  # noqa: F401  (imports every package that registers device support)
     from ioc.devsup.registry import all_devices
@@ -49,7 +52,7 @@ def test_our_dbd_declares_every_custom_dtyp():
     assert declared <= registered, declared - registered
     base = open(epics_bin().parent.parent / "dbd" / "softIoc.dbd").read()
     base_dtyps = set(re.findall(r'device\((\w+),\s*\w+,\s*\w+,\s*"([^"]+)"\)', base))
-    for db in (ROOT / "db").glob("*.db"):
+    for db in SHIPPED:
         text = open(db).read()
         for rtype, body in re.findall(r'record\((\w+),\s*"[^"]*"\)\s*\{(.*?)\n\}', text, re.S):
             m = re.search(r'field\(DTYP,\s*"([^"]+)"\)', body)

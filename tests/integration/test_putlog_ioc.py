@@ -125,7 +125,7 @@ def test_puts_of_two_clients_are_logged_in_order(start_ioc, tmp_path, server):
     st = tmp_path / "st.cmd"
     st.write_text(f'cd "{ROOT}"\n'
                   f'dbLoadRecords("{tmp_path}/t.db")\n'
-                  f'dbLoadRecords("db/putlog.template", "IOC=T:,N={N}")\n'
+                  f'dbLoadRecords("db/putlog.template", "IOC=T:,FTVL=STRING,NELM={N}")\n'
                   f'asSetFilename("{tmp_path}/t.acf")\n'
                   f'caPutLogFile("{log}", 2)\n'
                   f'caPutLogInit("127.0.0.1:{server.port}", 2)\n'

@@ -319,10 +319,14 @@ def wait_for(pred, timeout=5.0):
 
 def test_putlog_template_records_show_latest_and_history(tmp_path, logs):
     text = (Path(__file__).resolve().parents[2] / "db" / "putlog.template").read_text()
-    text = text.replace("$(IOC)", "T:").replace("$(N=20)", "3").replace(
-        "$(FTVL=STRING)", "STRING").replace("$(SIZV=512)", "512")
-    extra = 'record(waveform, "T:HISTC") { field(DTYP, "PutLog") field(FTVL, "CHAR") ' \
-            'field(NELM, "120") field(SCAN, "I/O Intr") }\n'
+    text = text.replace("$(IOC)", "T:").replace("$(N=20)", "2").replace(
+        "$(FTVL=CHAR)", "CHAR").replace("$(SIZV=512)", "512").replace(
+        "$(NELM=4096)", "4096").replace("$(RO_ASG=READONLY)", "READONLY")
+    # one line per element, cut to 39 characters; and a CHAR history too short for 2 lines
+    extra = 'record(waveform, "T:HISTS") { field(DTYP, "PutLog") field(FTVL, "STRING") ' \
+            'field(NELM, "3") field(SCAN, "I/O Intr") }\n' \
+            'record(waveform, "T:HISTC") { field(DTYP, "PutLog") field(FTVL, "CHAR") ' \
+            'field(NELM, "60") field(SCAN, "I/O Intr") }\n'
     db = load(tmp_path, DB + text + extra)
     pl = db.putlog
     logs.made.append(pl)
@@ -334,15 +338,18 @@ def test_putlog_template_records_show_latest_and_history(tmp_path, logs):
             run.call(lambda v=v: put(db, ALICE, "A", v))
         assert pl.flush()
         want = [g for g in pl.history()][-3:]
-        latest, hist, histc = db.lookup("T:PUTLOG"), db.lookup("T:PUTLOG_HIST"), \
-            db.lookup("T:HISTC")
+        latest, hist, hists, histc = db.lookup("T:PUTLOG"), db.lookup("T:PUTLOG_HIST"), \
+            db.lookup("T:HISTS"), db.lookup("T:HISTC")
         assert wait_for(lambda: run.call(lambda: latest.f["VAL"]) == want[-1])
-        assert wait_for(lambda: run.call(lambda: list(hist.array())) == [w[:39] for w in want])
+        assert wait_for(lambda: run.call(lambda: list(hists.array())) == [w[:39] for w in want])
         assert tail(want[-1]) == "ws1 alice A new=5 old=4"
 
-        def char_text():
-            return bytes(histc.array().astype("uint8")).split(b"\0")[0].decode()
-        assert wait_for(lambda: run.call(char_text).split("\n") == want[-2:])
+        def char_text(rec):
+            return bytes(rec.array().astype("uint8")).split(b"\0")[0].decode()
+        # the template's history: the last N=2 lines, whole
+        assert wait_for(lambda: run.call(lambda: char_text(hist)).split("\n") == want[-2:])
+        # 59 bytes hold one line only: the newest
+        assert wait_for(lambda: run.call(lambda: char_text(histc)).split("\n") == want[-1:])
     finally:
         run.close()
 
