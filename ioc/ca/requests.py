@@ -34,6 +34,15 @@ class RequestHandlers:
         self.send_error(hdr, P.ECA_INTERNAL, text)
         raise CloseCircuit
 
+    def _ack(self, cmd: int, dtype: int, count: int, p1: int, p2: int) -> bool:
+        """A header-only reply carrying the request's type and count (cas_copy_in_header):
+        extended when the count does not fit 16 bits, as rsrv sends it. A client older than
+        CA 4.9 cannot take that (ECA_16KARRAYCLIENT): nothing is sent, False."""
+        if count >= 0xFFFF and self.minor < 9:
+            return False
+        self.out.append(P.header(cmd, 0, dtype, count, p1, p2))
+        return True
+
     # ------------------------------------------------------------------ handlers
     def _version(self, hdr, payload) -> None:
         cmd, size, dtype, count, p1, p2 = hdr
@@ -55,7 +64,8 @@ class RequestHandlers:
 
     def _read_sync(self, hdr, payload) -> None:
         cmd, size, dtype, count, p1, p2 = hdr
-        self.out.append(_pack_hdr(cmd, 0, dtype, count & 0xFFFF, p1, p2))
+        if not self._ack(cmd, dtype, count, p1, p2):
+            raise CloseCircuit
 
     def _name(self, hdr, payload, what: str) -> str | None:
         if self.channels:
@@ -73,16 +83,31 @@ class RequestHandlers:
             raise CloseCircuit
         return text.decode("latin-1")
 
+    def _renamed(self) -> None:
+        """The client's names are about to change after it had channels (rsrv counts live
+        channels only, so once the last one is cleared it takes names again). Puts from now
+        on come from the new names, as rsrv hands the client's current names to
+        asTrapWriteWithData at each put; for the control token the old names have gone, the
+        new ones count from their first channel."""
+        self._putter = None
+        if self.as_counted:
+            self.as_counted = False
+            self.server.db.access.circuit_closed(self.user, self.as_host)
+
     def _host_name(self, hdr, payload) -> None:
         name = self._name(hdr, payload, "host")
         if name is not None and not self.server.db.access.check_client_ip:
             # (under asCheckClientIP rsrv ignores the name the client gives)
+            if name != self.as_host:
+                self._renamed()
             self.host = name
             self.as_host = name
 
     def _client_name(self, hdr, payload) -> None:
         name = self._name(hdr, payload, "user")
         if name is not None:
+            if name != self.user:
+                self._renamed()
             self.user = name
 
     def _search(self, hdr, payload) -> None:
@@ -130,7 +155,8 @@ class RequestHandlers:
         if chan is None:
             self._bad_id(hdr)
         self._drop_channel(chan)
-        self.out.append(_pack_hdr(P.CLEAR_CHANNEL, 0, dtype, count & 0xFFFF, sid, cid))
+        if not self._ack(P.CLEAR_CHANNEL, dtype, count, sid, cid):
+            raise CloseCircuit
 
     # -- reads
     def _too_large(self, dtype: int, count: int) -> bool:
@@ -317,13 +343,11 @@ class RequestHandlers:
             self._bad_id(hdr)
         if dtype > P.LAST_BUFFER_TYPE:
             self._log("bad put notify data type", hdr)
-            self.out.append(_pack_hdr(P.WRITE_NOTIFY, 0, dtype, count & 0xFFFF,
-                                      P.ECA_BADTYPE, ioid))
+            self._ack(P.WRITE_NOTIFY, dtype, count, P.ECA_BADTYPE, ioid)
             raise CloseCircuit
         if not chan.writable:
             self._refused(chan)
-            self.out.append(_pack_hdr(P.WRITE_NOTIFY, 0, dtype, count & 0xFFFF,
-                                      P.ECA_NOWTACCESS, ioid))
+            self._ack(P.WRITE_NOTIFY, dtype, count, P.ECA_NOWTACCESS, ioid)
             return
         if chan.put_busy:
             # rsrv serialises put-callbacks per channel: wait for the one in progress, and
@@ -342,14 +366,12 @@ class RequestHandlers:
         except PutError as exc:
             self._log_after(pending, False, str(exc))
             self._log(f"put-callback refused: {exc}", hdr)
-            self.out.append(_pack_hdr(P.WRITE_NOTIFY, 0, dtype, count & 0xFFFF,
-                                      P.ECA_PUTFAIL, ioid))
+            self._ack(P.WRITE_NOTIFY, dtype, count, P.ECA_PUTFAIL, ioid)
             return
         fut = notify.future
         if fut.done():
             self._put_logged(pending, fut)
-            self.out.append(_pack_hdr(P.WRITE_NOTIFY, 0, dtype, count & 0xFFFF,
-                                      P.ECA_NORMAL, ioid))
+            self._ack(P.WRITE_NOTIFY, dtype, count, P.ECA_NORMAL, ioid)
             return
         chan.put_busy = True
         fut.add_done_callback(lambda f, c=chan, d=dtype, n=count, i=ioid, p=pending:
@@ -370,7 +392,7 @@ class RequestHandlers:
             return
         status = P.ECA_NORMAL if not fut.cancelled() and fut.exception() is None \
             else P.ECA_PUTFAIL
-        self.out.append(_pack_hdr(P.WRITE_NOTIFY, 0, dtype, count & 0xFFFF, status, ioid))
+        self._ack(P.WRITE_NOTIFY, dtype, count, status, ioid)
         if self.blocked:
             self.blocked = False
             if not self.write_paused and self.transport is not None:
