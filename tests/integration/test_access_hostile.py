@@ -612,6 +612,20 @@ def test_other_circuits_channel_id(pair, what):
     compare(pair, foreign_sid, what)
 
 
+@pytest.mark.parametrize("what", ["write", "read-notify"])
+def test_other_circuits_channel_id_is_refused_by_ours(pair, what):
+    """Where ours differs from base on purpose (above): a client cannot borrow another
+    circuit's channel, and with it that client's rights. The intruder's circuit is closed
+    with ECA_INTERNAL, the owner hears nothing, the value is unchanged."""
+    (_, _), (oport, op) = pair.sides()
+    got = foreign_sid(oport, op, what)
+    steps = {x[0]: x[1:] for x in got if isinstance(x, tuple) and x and isinstance(x[0], str)}
+    assert steps["before"] == steps["after"], got
+    (intruder,) = steps["intruder"]
+    assert intruder[0][2] == "ECA_INTERNAL" and ("closed", True) in intruder, got
+    assert steps["owner"] == ([("echo", True), ("closed", False)],), got
+
+
 # ---------------------------------------------------------------- names taken again: who puts
 def test_put_after_rename_is_the_new_names(start_ioc, tmp_path):
     """Ours only (softIoc has no caPutLog): once the last channel is cleared the client's new
