@@ -23,6 +23,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _qt_importable() -> bool:
+    """Qt's GUI modules import (they need the system's libGL, libglib, libfontconfig)."""
+    try:
+        import PyQt5.QtGui  # noqa: F401
+        import PyQt5.QtWidgets  # noqa: F401
+        import pytestqt  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# pytest-qt (qtbot, for tests/integration/test_screen_token.py) is loaded only where Qt can be:
+# its own entry point is off (setup.cfg: -p no:pytest-qt), because on a machine without
+# libGL it stops the whole run at start instead of letting the screen test skip.
+pytest_plugins = ["pytestqt.plugin"] if _qt_importable() else []
 EPICS_BIN = None
 
 
