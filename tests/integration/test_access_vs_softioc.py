@@ -147,7 +147,12 @@ def _live(port: int, prefix: str) -> list:
         out.append(("initial", _rights_of(a.last_create, ops.cid)))
         first, _ = a.barrier(prefix=R.event_add(gated.sid, 9, 6, 1) +
                              R.event_add(ops.sid, 10, 6, 1))
-        out.append(("subscribed", a.norm(first)))
+        # rsrv sends a subscription's first value from its event task: the echo's reply may
+        # come first, so wait for both before going on
+        first += a.recv_until(lambda ms, got=first: {m.p2 for m in got + ms
+                                                    if m.command == R.EVENT_ADD} >= {9, 10},
+                              5.0)
+        out.append(("subscribed", sorted(a.norm(first), key=repr)))
         gate = b.create(prefix + "GATE")
         asg = b.create(prefix + "OPS.ASG")
         for step, sid, dtype, payload, cid in (
