@@ -35,7 +35,7 @@ import pytest
 
 from tests import ca_raw as R
 from tests.conftest import IocProcess, epics_bin, ioc_command, wait_for
-from tests.integration.test_access_vs_softioc import ACF, DB
+from tests.integration.test_access_vs_softioc import ACF, DB, write_st
 from tests.integration.test_ca_hostile import SERVER_ENV
 
 pytestmark = pytest.mark.oracle
@@ -77,15 +77,7 @@ HUGE = 100000
 
 
 def _files(d, prefix: str):
-    d.mkdir()
-    (d / "test.acf").write_text(ACF + EXTRA_ACF, encoding="utf-8")
-    (d / "test.db").write_text(DB + EXTRA_DB)
-    st = d / "st.cmd"
-    st.write_text(f'asSetFilename("{d / "test.acf"}")\n'
-                  f'asSetSubstitutions("P={prefix}")\n'
-                  f'dbLoadRecords("{d / "test.db"}", "P={prefix}")\n'
-                  "iocInit()\n")
-    return st
+    return write_st(d, prefix, ACF + EXTRA_ACF, DB + EXTRA_DB)
 
 
 class Pair:

@@ -62,10 +62,14 @@ CHANNELS = ["DEF", "OPS", "MGR", "MGR.DESC", "NR", "UNK", "GATED", "GATED.DESC"]
 
 
 def _write_files(tmp_path: Path, prefix: str) -> Path:
-    d = tmp_path / prefix.rstrip(":")
+    return write_st(tmp_path / prefix.rstrip(":"), prefix, ACF, DB)
+
+
+def write_st(d: Path, prefix: str, acf: str, db: str) -> Path:
+    """In a new folder ``d``: the ACF, the db and a st.cmd loading both with P=``prefix``."""
     d.mkdir()
-    (d / "test.acf").write_text(ACF)
-    (d / "test.db").write_text(DB)
+    (d / "test.acf").write_text(acf, encoding="utf-8")
+    (d / "test.db").write_text(db)
     st = d / "st.cmd"
     st.write_text(f'asSetFilename("{d / "test.acf"}")\n'
                   f'asSetSubstitutions("P={prefix}")\n'
