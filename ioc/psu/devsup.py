@@ -6,12 +6,18 @@ KEY is a readback or setting of :mod:`ioc.psu.port` (``P6V:VOLT_MEAS``, ``P6V:VO
 * **Readbacks** (input records, ``SCAN "I/O Intr"``, ``TSE -2``) take the value and the time
   stamp of the reply that carried it. While the link is not OK they go INVALID with the link's
   alarm status (TIMEOUT, READ or COMM) and the reason in AMSG, and keep their last value; the
-  first good reading clears the alarm.
+  INVALID update carries the time of the failure (the port's stamp when the link state changed),
+  not the last value's, so archivers record the outage. The first good reading after the
+  outage clears the alarm (a value from before it does not).
 * **Settings** (output records) are asynchronous: processing queues the value on the port and the
   record completes (a ``caput -c`` returns) when the instrument has taken it. A value the
   instrument would refuse (NaN, infinity, local mode, a ``*SAV`` location outside 1..3) is refused
   at the put with a CA error and nothing is sent; out-of-range values are clamped by DRVL/DRVH
   before they get here, as any EPICS ao does.
+* **Outage**: while the link is not OK the setting records show COMM/INVALID too (posted when
+  the link state changes, NO_ALARM again when it is OK). A put then follows the port's
+  ``outage`` option: ``fail`` completes it at once with WRITE/INVALID and nothing is sent later;
+  ``hold`` queues it (sent once after recovery, the put completes then; ``PENDING`` counts them).
 * **Bumpless**: setting records start from the instrument's own settings (read at connect), and
   follow them when they change outside the IOC (front panel, ``*RST``, ``*RCL``, tracking) while
   no write of theirs is in flight.
@@ -28,7 +34,7 @@ from ..records.base import PutError
 from ..records.constants import DBE_LOG, DBE_VALUE, NO_CONVERT, Sevr, Stat
 from ..records.links import InstioLink
 from ..scan import IoScanList
-from .port import LinkState, PsuPort
+from .port import LinkDownError, LinkState, PsuPort
 
 log = logging.getLogger("ioc.psu")
 
@@ -93,7 +99,24 @@ class PortBinding:
 
     def _on_state(self, state: LinkState, stat: str, message: str) -> None:
         lists = list(self.ioscans.values())
-        self.db.call_soon_threadsafe(lambda: self._deliver(lists, [], {}, None))
+        stamp = self.port.state_stamp
+
+        def deliver() -> None:
+            self._deliver(lists, [], {}, None)
+            if self.db.running:
+                self._settings_alarm(state, message, stamp)
+        self.db.call_soon_threadsafe(deliver)
+
+    def _settings_alarm(self, state: LinkState, message: str, stamp) -> None:
+        """Setting records: COMM/INVALID while the link is not OK, NO_ALARM when it is."""
+        for recs in self.settings.values():
+            for rec in recs:
+                if state != LinkState.OK:
+                    if rec.f["SEVR"] == Sevr.INVALID and rec.f["STAT"] == Stat.WRITE:
+                        continue        # a put refused during this outage: keep saying so
+                    show_alarm(rec, Stat.COMM, Sevr.INVALID, message, stamp)
+                elif rec.f["SEVR"] and rec.f["STAT"] in (Stat.COMM, Stat.WRITE):
+                    show_alarm(rec, Stat.NO_ALARM, Sevr.NO_ALARM, "", stamp)
 
     def add_setting(self, key: str, rec) -> None:
         self.settings.setdefault(key, []).append(rec)
@@ -117,6 +140,27 @@ class PortBinding:
                 continue
             for rec in self.settings[key]:
                 sync_setting(rec, values[_follows(key)], stamp)
+
+
+def show_alarm(rec, stat: int, sevr: int, msg: str, stamp) -> None:
+    """Publish an alarm on a record outside its processing (recGblResetAlarms with these as
+    NSTA/NSEV), posting STAT/SEVR/AMSG and VAL (DBE_ALARM) with ``stamp`` as TIME. The alarm
+    an asynchronous processing in progress has collected is kept for its second half."""
+    f = rec.f
+    if f["STAT"] == stat and f["SEVR"] == sevr and f.get("AMSG", "") == msg[:39]:
+        return
+    saved = f["NSTA"], f["NSEV"], f.get("NAMSG")
+    f["NSTA"], f["NSEV"] = stat, sevr
+    if "NAMSG" in f:
+        f["NAMSG"] = msg[:39]
+    if stamp is not None:
+        rec.time = stamp
+    mask = rec.reset_alarms()
+    f["NSTA"], f["NSEV"] = saved[0], saved[1]
+    if saved[2] is not None:
+        f["NAMSG"] = saved[2]
+    if mask:
+        rec.post(rec.value_field(), mask)
 
 
 def sync_setting(rec, value, stamp) -> None:
@@ -193,7 +237,7 @@ class E3631ADevSup(DeviceSupport):
             state = port.state if port.state is not None else LinkState.DISCONNECTED
             f["VAL"] = int(state)
             f["UDF"] = 0
-            rec.time = port.now_stamp()
+            rec.time = port.state_stamp or port.now_stamp()
             return NO_CONVERT
         if key == "COMM_MSG":
             f["VAL"] = (port.message or "")[:39]
@@ -203,8 +247,16 @@ class E3631ADevSup(DeviceSupport):
         entry = port.values.get(key)
         if self.link_dependent and port.state != LinkState.OK:
             rec.set_sevr(_STAT.get(port.stat, Stat.COMM), Sevr.INVALID, port.message)
-            # Keep the last value and its time (clients see it INVALID); none yet: now.
-            rec.time = entry[1] if entry is not None else port.now_stamp()
+            # Keep the last value; the time is the failure's (the link state change), so an
+            # archiver records when the outage began, not the last good reading again.
+            rec.time = port.state_stamp or port.now_stamp()
+            return NO_CONVERT
+        if self.link_dependent and entry is not None and port.down_stamp is not None \
+                and tuple(entry[1]) < tuple(port.down_stamp) and f["SEVR"] == Sevr.INVALID:
+            # Link OK again, but this value is from before the outage: not a good reading
+            # yet. Stay as posted (INVALID, the outage's time) until the next reply.
+            stat = f["STAT"] if f["STAT"] else Stat.COMM
+            rec.set_sevr(stat, Sevr.INVALID, f.get("AMSG", "") or "no reading since recovery")
             return NO_CONVERT
         if entry is None:
             rec.set_sevr(Stat.UDF, Sevr.INVALID, "no reading yet")
@@ -261,6 +313,8 @@ class E3631ADevSup(DeviceSupport):
             return
         value = self._value()
         if self.key in _INSTANT and not value:
+            if self.port.state != LinkState.OK:
+                rec.set_sevr(Stat.COMM, Sevr.INVALID, self.port.message)
             return
         try:
             self.port.check(self.key, value)
@@ -273,7 +327,12 @@ class E3631ADevSup(DeviceSupport):
             rec.complete_async()
 
         f["PACT"] = 1
-        self.port.submit(self.key, value, done)
+        try:
+            self.port.submit(self.key, value, done)
+        except LinkDownError as exc:
+            # outage=fail: the put completes now, with the alarm; nothing is sent, now or later.
+            f["PACT"] = 0
+            rec.set_sevr(Stat.WRITE, Sevr.INVALID, str(exc))
 
     def report(self) -> str:
         return f"port {self.port.name} key {self.key}"

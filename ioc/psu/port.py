@@ -23,6 +23,12 @@ back); ``DISCONNECTED`` (the port failed or cannot open: reopen with back-off); 
 as NUT's ``ser_comm_fail`` does (the first 10, then every 10th, with a warning at 10 and every
 100th) and recovery once. A query that gets no reply right after a setting is resent once (the
 real unit's "lost first query", reference §8) before the link counts as failed.
+
+Settings while the link is not OK follow ``PortOptions.outage`` (``E3631AConfigure`` option
+``outage=fail|hold``, default ``fail``): ``fail`` refuses a new setting at once
+(:class:`LinkDownError` out of ``submit``) and fails the settings still queued when the link
+goes down, so nothing of them reaches the instrument after recovery; ``hold`` keeps them
+queued, sends each once after recovery and publishes their number as ``PENDING``.
 """
 from __future__ import annotations
 
@@ -65,6 +71,14 @@ class PortOptions:
     backoff_min_s: float = 0.25
     backoff_max_s: float = 5.0
     init_wait_s: float = 5.0          # E3631AConfigure waits this long for the first connect
+    outage: str = "fail"              # settings while the link is not OK: fail | hold
+
+
+OUTAGE_POLICIES = ("fail", "hold")
+
+
+class LinkDownError(Exception):
+    """``submit`` under ``outage=fail`` while the link is not OK: nothing was queued."""
 
 
 @dataclass
@@ -138,7 +152,12 @@ class PsuPort:
         self.state: LinkState | None = None
         self.stat = STAT_COMM
         self.message = "not connected yet"
-        self.values: dict[str, tuple[Any, tuple[int, int]]] = {}
+        self.values: dict[str, tuple[Any, tuple[int, int]]] = {"PENDING": (0, self.now_stamp())}
+        #: the port's now stamp at the latest link state change, and at the latest change from
+        #: OK (or start) to not OK: INVALID readbacks carry the first, and a value older than the
+        #: second is from before the outage (not a good reading after it)
+        self.state_stamp: tuple[int, int] | None = None
+        self.down_stamp: tuple[int, int] | None = None
         self.listeners: list[Callable[[dict[str, Any], tuple[int, int], bool], None]] = []
         self.state_listeners: list[Callable[[LinkState, str, str], None]] = []
         self.comm = CommLog(name)
@@ -150,6 +169,7 @@ class PsuPort:
         self.cmd_latency_s: list[float] = []
         self._cv = threading.Condition()
         self._pending: OrderedDict[str, Setpoint] = OrderedDict()
+        self._pending_shown = 0              # the last PENDING published
         self._readbacks: list[Query] = []
         self._inflight: set[str] = set()
         self._queries: list[Query] = []
@@ -205,9 +225,13 @@ class PsuPort:
     def submit(self, key: str, value: Any, done: Callable[[bool, str, float], None] | None = None
                ) -> None:
         """Queue a setting (thread-safe). ``done(ok, message, latency_s)`` is called on the port
-        thread once the instrument has taken it (or the port stops)."""
+        thread once the instrument has taken it (or the port stops, or under ``outage=fail`` the
+        link goes down first). Under ``outage=fail`` with the link not OK nothing is queued and
+        :class:`LinkDownError` is raised."""
         now = time.monotonic()
         with self._cv:
+            if self.state != LinkState.OK and self.options.outage == "fail":
+                raise LinkDownError(self._outage_reason())
             sp = self._pending.pop(key, None)
             if sp is None:
                 sp = Setpoint(value, now)
@@ -222,6 +246,24 @@ class PsuPort:
             self._cv.notify_all()
         if preempt and self.transport is not None:
             self.transport.cancel_read()
+        if self.state != LinkState.OK:
+            self._update_pending()
+
+    def _outage_reason(self) -> str:
+        state = self.state.name if self.state is not None else "not connected"
+        return f"link {state}: not sent (outage=fail)"
+
+    def _update_pending(self) -> None:
+        """Publish PENDING: the settings held while the link is not OK (``outage=hold``), down
+        to 0 once they have gone out after recovery. Thread-safe."""
+        with self._cv:
+            n = len(self._pending) + len(self._inflight - set(self._pending))
+            if self.state == LinkState.OK and self._pending_shown == 0:
+                n = 0           # link OK: settings in flight for a few ms are not "held"
+            if n == self._pending_shown:
+                return
+            self._pending_shown = n
+        self._publish({"PENDING": n}, self.now_stamp(), settings=False)
 
     def snapshot(self) -> dict[str, Any]:
         with self._cv:
@@ -360,6 +402,8 @@ class PsuPort:
             self._preempt = False
         if batch:
             self._apply(batch)
+            if self._pending_shown:
+                self._update_pending()
             return
         if self._readbacks:
             q = self._readbacks.pop(0)
@@ -553,15 +597,33 @@ class PsuPort:
 
     def _set_state(self, state: LinkState, stat: str, message: str) -> None:
         changed = state != self.state
-        self.stat, self.message = stat, message
-        if changed:
+        failed: list[Setpoint] = []
+        stamp = self.now_stamp() if changed else None
+        with self._cv:
+            self.stat, self.message = stat, message
             old = self.state
-            self.state = state
-            if old is not None or state != LinkState.OK:
-                log.warning("%s: link %s -> %s: %s", self.name,
-                            old.name if old is not None else "START", state.name, message)
+            if changed:
+                self.state_stamp = stamp
+                if state != LinkState.OK and (old is None or old == LinkState.OK):
+                    self.down_stamp = stamp
+                self.state = state
+            if state != LinkState.OK and self.options.outage == "fail" and self._pending:
+                # Queued before the link went down: failed now, never sent after recovery.
+                failed = list(self._pending.values())
+                self._pending = OrderedDict()
+        if changed and (old is not None or state != LinkState.OK):
+            log.warning("%s: link %s -> %s: %s", self.name,
+                        old.name if old is not None else "START", state.name, message)
+        if failed:
+            log.warning("%s: %d queued setting(s) not sent: the link went down (outage=fail)",
+                        self.name, len(failed))
+        for sp in failed:
+            for w in sp.waiters:
+                w(False, self._outage_reason(), 0.0)
         for fn in self.state_listeners:
             fn(state, stat, message)
+        if changed:
+            self._update_pending()
 
     # ---------------------------------------------------------------- report
     def report(self, level: int = 0) -> str:
@@ -574,7 +636,8 @@ class PsuPort:
         lat = sorted(self.cmd_latency_s)
         p50 = f"{lat[len(lat) // 2] * 1000:.1f} ms" if lat else "-"
         refresh = f"{self.refresh_s:.3f} s" if self.refresh_s else "-"
-        lines.append(f"    queue: {self.pending_count} pending settings, "
+        lines.append(f"    queue: {self.pending_count} pending settings "
+                     f"(outage={self.options.outage}), "
                      f"{len(self._readbacks)} readbacks; refresh {refresh}; setpoint p50 {p50}")
         c = self.counters
         lines.append(f"    comm failures: {self.comm.total} (now {self.comm.failures}); "

@@ -9,13 +9,14 @@ from ..shell.registry import Arg, ShellError, command
 from .autodetect import detect
 from .devsup import PORTS
 from .driver import BUSY_FOR_SIM_PROFILE, BUSY_TABLES
-from .port import PortOptions, PsuPort
+from .port import OUTAGE_POLICIES, PortOptions, PsuPort
 from .transport import SerialSettings
 
 log = logging.getLogger("ioc.psu")
 
 _OPTION_HELP = ("baud=9600 bits=8 parity=N stop=2 timeout_ms=500 busy=observed|spec|none "
-                "preempt=1 slow_every=10 backoff_max_ms=5000 profile=ideal|spec|realistic (sim:// only)")
+                "preempt=1 slow_every=10 backoff_max_ms=5000 outage=fail|hold "
+                "profile=ideal|spec|realistic (sim:// only)")
 
 
 def parse_options(text: str) -> dict[str, str]:
@@ -32,7 +33,7 @@ def build_port(name: str, device: str, options: str) -> PsuPort:
     """Create (not start) a port from E3631AConfigure's arguments. Raises ShellError."""
     opts = parse_options(options or "")
     known = {"baud", "bits", "parity", "stop", "timeout_ms", "busy", "preempt", "slow_every",
-             "profile", "seed", "backoff_max_ms"}
+             "profile", "seed", "backoff_max_ms", "outage"}
     unknown = set(opts) - known
     if unknown:
         raise ShellError(f"unknown option(s) {', '.join(sorted(unknown))} ({_OPTION_HELP})")
@@ -47,6 +48,12 @@ def build_port(name: str, device: str, options: str) -> PsuPort:
                                 backoff_max_s=float(opts.get("backoff_max_ms", 5000)) / 1000.0)
     except ValueError as exc:
         raise ShellError(f"bad option value: {exc}") from None
+    port_opts.outage = opts.get("outage", "fail").lower()
+    if port_opts.outage not in OUTAGE_POLICIES:
+        raise ShellError(f"outage={opts['outage']}: expected one of {'|'.join(OUTAGE_POLICIES)} "
+                         "(fail: a put while the link is down completes at once with a "
+                         "WRITE/INVALID alarm and is never sent; hold: it is sent once after "
+                         "recovery and counted in $(P)PENDING)")
     url = device
     resolve = None
     if device.startswith("sim://"):
