@@ -41,6 +41,7 @@ from .shell import core  # noqa: F401  (registers the core commands)
 from .access import shell as _access_shell  # noqa: F401  (asSetFilename, asInit, astac, ...)
 from .shell import sub_cmds  # noqa: F401  (registerSubroutine)
 from .putlog import shell as _putlog_shell  # noqa: F401  (caPutLogInit, ..., DTYP PutLog)
+from .autosave import shell as _autosave_shell  # noqa: F401  (set_savefile_path, ...)
 from .shell.misc import set_base_env
 from .shell.interp import FatalShellError, HaltShell, Shell, StrictStop
 from .shell.registry import ShellError

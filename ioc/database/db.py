@@ -272,6 +272,9 @@ class Database:
         # As iocInit: the initial UDF severity of every record (before any init_record can
         # define its value), init_record pass 0 of all records, links and device support
         # of all, then pass 1 of all (device support's init_record runs before it here).
+        autosave = getattr(self, "autosave", None)     # ioc.autosave.runtime, if used
+        if autosave is not None:
+            autosave.restore(0)     # autosave's initHookAfterInitDevSup: before init_record
         for rec in self.records.values():
             rec.f["PACT"] = 0
             if rec.f["UDF"] and rec.f["STAT"] == Stat.UDF:
@@ -323,6 +326,8 @@ class Database:
                 ok.append(rec)
             except (LinkError, DevSupError, RecordInitError, FieldValueError) as exc:
                 err(rec, str(exc))
+        if autosave is not None and not errors:
+            autosave.restore(1)     # initHookAfterInitDatabase: after init_record
         for rec in ok:
             try:
                 self.scanner.add(rec)
@@ -398,6 +403,8 @@ class Database:
             self.scan_once(rec)
         self._after_init.clear()
         self.scanner.start()
+        if getattr(self, "autosave", None) is not None:
+            self.autosave.start()       # the save thread
         await self.ca_links.start()     # iocRun: dbCaRun after scanRun
         self._pini(_PINI_RUNNING)       # iocRun's last hook: initHookAfterIocRunning
 
@@ -411,6 +418,8 @@ class Database:
             rec.db_process()
 
     async def stop(self) -> None:
+        if getattr(self, "autosave", None) is not None:
+            await self.autosave.stop()  # save thread joined, a last save of changed sets
         self.running = False
         await self.scanner.stop()
         await self.ca_links.stop()      # iocShutdown: dbCaShutdown

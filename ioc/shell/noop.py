@@ -1,7 +1,7 @@
 """Commands that have no meaning in this IOC: accepted with a one-line note, never an error.
 
 They come from EPICS base's softIoc (breakpoints, lock sets, access security, the registry,
-callback queues...) and from modules st.cmd files often call (asyn tracing, autosave).
+callback queues...) and from modules st.cmd files often call (asyn tracing, autosave's triggered sets).
 Each prints ``NAME: not available in this IOC (REASON); ignored`` and the script goes
 on. A command listed here with reason None is accepted silently: it is needed by every base
 st.cmd and its job is done already (record and device registration is built in).
@@ -23,7 +23,7 @@ _BKPT = "no breakpoints: records run on one event loop"
 _DBD = "record, menu and device definitions are built in (ioc/records/base.dbd)"
 _REG = "no EPICS registry: commands and device support are Python registrations"
 _ASYN = "no asyn"
-_AUTOSAVE = "no autosave"
+_AUTOSAVE = "not in this IOC's autosave"
 
 #: name -> (argument names as base's help shows them, reason or None for silent acceptance)
 NOT_HERE: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -86,11 +86,8 @@ NOT_HERE: dict[str, tuple[tuple[str, ...], str | None]] = {
     "asynSetTraceFile": (("portName", "addr", "filename"), _ASYN),
     "asynSetTraceIOTruncateSize": (("portName", "addr", "size"), _ASYN),
     "asynReport": (("level", "portName"), _ASYN),
-    "set_savefile_path": (("path", "subpath"), _AUTOSAVE),
-    "set_requestfile_path": (("path", "subpath"), _AUTOSAVE),
-    "set_pass0_restoreFile": (("file", "macros"), _AUTOSAVE),
-    "set_pass1_restoreFile": (("file", "macros"), _AUTOSAVE),
-    "create_monitor_set": (("file", "period", "macros"), _AUTOSAVE),
+    # autosave: ioc.autosave.shell has set_*_path, set_pass<n>_restoreFile, create_monitor_set,
+    # create_periodic_set, create_manual_set, manual_save and save_restoreShow
     "create_triggered_set": (("file", "trigger", "macros"), _AUTOSAVE),
     "save_restoreSet_status_prefix": (("prefix",), _AUTOSAVE),
 }
