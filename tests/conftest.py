@@ -217,6 +217,17 @@ def _module_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def sim():
+    """The E3631A simulator (profile spec) on a real pty, stopped at the end."""
+    from .simproc import SimProcess
+    # A short path: $(P)PORT is a stringin (40 characters), as in pvs.md.
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="sim") as d:
+        s = SimProcess(Path(d) / "e3631a", "--profile", "spec")
+        yield s
+        s.stop()
+
+
+@pytest.fixture
 def start_ioc(ca_ports, tmp_path):
     """start_ioc(*args, ready_pv=..., cwd=ROOT) -> IocProcess running ``psu-timing-ioc args``."""
     procs: list[IocProcess] = []

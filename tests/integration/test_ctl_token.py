@@ -7,28 +7,17 @@ from __future__ import annotations
 import socket
 import struct
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
 from tests import ca_raw as R
 from ..conftest import ROOT, run_ioc_to_exit, wait_for
-from ..simproc import SimProcess
 
 LOCAL = socket.gethostname()
 FAR = "far.example.org"
 ECA_NORMAL, ECA_NOWTACCESS = 1, 376
 GRACE_S = 1.0
-
-
-@pytest.fixture
-def sim():
-    with tempfile.TemporaryDirectory(dir="/tmp", prefix="sim") as d:
-        s = SimProcess(Path(d) / "e3631a", "--profile", "spec")
-        yield s
-        s.stop()
 
 
 @pytest.fixture

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
 from ..conftest import ROOT, caget, caput, run_ioc_to_exit, wait_for
-from ..simproc import SimProcess
 
 
 def rail(state: dict, name: str) -> dict:
@@ -44,15 +41,6 @@ def cainfo(pv: str, port: int) -> tuple[str, str, str]:
 
 def value(pv: str, port: int) -> str:
     return caget("-t", pv, port=port).strip()
-
-
-@pytest.fixture
-def sim():
-    # A short path: $(P)PORT is a stringin (40 characters), as in pvs.md.
-    with tempfile.TemporaryDirectory(dir="/tmp", prefix="sim") as d:
-        s = SimProcess(Path(d) / "e3631a", "--profile", "spec")
-        yield s
-        s.stop()
 
 
 @pytest.fixture

@@ -15,15 +15,12 @@ happen.
 from __future__ import annotations
 
 import subprocess
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from ..conftest import ROOT, _client_env, caput, epics_bin, wait_for
-from ..simproc import SimProcess
 from .test_psu_ioc import cainfo, rail, value, writes
 
 TIMEOUT_MS = 300          # the transaction timeout the IOCs here run with
@@ -37,14 +34,6 @@ def stcmd(tmp_path, device: str, options: str) -> str:
                     'dbLoadRecords("db/e3631a.db", "P=PSU1:,PORT=psu1")\n'
                     "iocInit\n")
     return str(path)
-
-
-@pytest.fixture
-def sim():
-    with tempfile.TemporaryDirectory(dir="/tmp", prefix="sim") as d:
-        s = SimProcess(Path(d) / "e3631a", "--profile", "spec")
-        yield s
-        s.stop()
 
 
 @pytest.fixture
