@@ -244,7 +244,10 @@ class AccessSecurity:
     def _install(self, config: Optional[AccessConfig]) -> None:
         """Put ``config`` in force: new inputs, every client's rights recomputed."""
         # the old walk order, taken under the old rules: the members move in that order
-        old = self._base_order(self.clients) if self._started and self._member_seq else None
+        old: Optional[dict] = None
+        if self._started and self._member_seq:
+            old = {r: self._member_key(r) for r in list(self._member_seq)}
+            old_clients = self._ordered(self.clients)
         for inp in self._inputs:
             inp.uninstall()
         self._inputs = []
@@ -257,15 +260,10 @@ class AccessSecurity:
             self._add_members()
         elif old is not None:
             # asInitialize moves each old group's members, in order, to their new groups
-            moved = sorted(self._member_seq, key=lambda r: old[1].get(r, (0, 0)))
-            for r in moved:
+            for r in sorted(self._member_seq, key=lambda r: old.get(r, (0, 0))):
                 self._member_seq[r] = next(self._member_next)
         self._started = True
-        if old is None:
-            self.recompute_all()
-        else:
-            self._update(sorted(self.clients, key=lambda c: (old[1].get(c.record, (0, 0)),
-                                                             self.clients.get(c, 0))))
+        self._update(self._ordered(self.clients) if old is None else old_clients)
         if config is not None:          # asCaStart, after the rules are in force
             for asg in config.asgs:
                 self._connect_inputs(asg)
@@ -279,13 +277,17 @@ class AccessSecurity:
                 if r.rtype == rtype and r not in self._member_seq:
                     self._member_seq[r] = next(self._member_next)
 
+    def _asg_of(self, record: "Record") -> Optional[Asg]:
+        """The group the record's ASG field selects (DEFAULT for an unknown name)."""
+        config = self.config
+        return None if config is None else config.find_asg(str(record.f.get("ASG", "") or ""))
+
     def _group_index(self, record: "Record") -> int:
         config = self.config
         if config is None:
             return 0
-        asg = config.find_asg(str(record.f.get("ASG", "") or ""))
         try:
-            return config.asgs.index(asg)
+            return config.asgs.index(self._asg_of(record))
         except ValueError:
             return 0
 
@@ -295,15 +297,12 @@ class AccessSecurity:
             seq = self._member_seq[record] = next(self._member_next)
         return self._group_index(record), seq
 
-    def _base_order(self, clients: Iterable[AsClient]) -> tuple[list[AsClient], dict]:
-        """The clients in base's walk order (groups in file order, each group's members, each
-        member's clients), and each record's (group, place) key."""
-        keys = {r: self._member_key(r) for r in self._member_seq}
-        for c in clients:
-            if c.record not in keys:
-                keys[c.record] = self._member_key(c.record)
-        ordered = sorted(clients, key=lambda c: (keys[c.record], self.clients.get(c, 0)))
-        return ordered, keys
+    def _ordered(self, clients: Iterable[AsClient]) -> list[AsClient]:
+        """``clients`` in base's walk order: groups in file order, each group's members,
+        each member's clients in the order they were added."""
+        chosen = list(clients)
+        keys = {c.record: self._member_key(c.record) for c in chosen}
+        return sorted(chosen, key=lambda c: (keys[c.record], self.clients.get(c, 0)))
 
     def member_records(self, asg: Asg) -> list["Record"]:
         """The records in ``asg``'s member list, in base's order."""
@@ -312,8 +311,7 @@ class AccessSecurity:
             return []
         if not self._member_seq:
             self._add_members()
-        recs = [r for r in self.db.records.values()
-                if config.find_asg(str(r.f.get("ASG", "") or "")) is asg]
+        recs = [r for r in self.db.records.values() if self._asg_of(r) is asg]
         return sorted(recs, key=lambda r: self._member_key(r)[1])
 
     def _connect_inputs(self, asg: Asg) -> None:
@@ -362,15 +360,14 @@ class AccessSecurity:
 
     def recompute_all(self) -> None:
         """asComputeAllAsg: every client, groups in file order, members in list order."""
-        self._update(self._base_order(self.clients)[0])
+        self._update(self._ordered(self.clients))
 
     def recompute(self, asg: Asg) -> None:
         """An input of ``asg`` changed: its clients (and those falling back to it)."""
         config = self.config
         if config is None:
             return
-        self._update(c for c in self._base_order(self.clients)[0]
-                     if config.find_asg(str(c.record.f.get("ASG", "") or "")) is asg)
+        self._update(self._ordered([c for c in self.clients if self._asg_of(c.record) is asg]))
 
     def record_changed(self, record: "Record") -> None:
         """asChangeGroup: the record's ASG field was written; it joins the end of its new
@@ -393,7 +390,7 @@ class AccessSecurity:
         config = self.config
         if config is None:
             return FULL_ACCESS
-        return compute_rights(config.find_asg(str(c.record.f.get("ASG", "") or "")),
+        return compute_rights(self._asg_of(c.record),
                               c.asl, c.user, c.host)
 
     # ------------------------------------------------------- client circuits
@@ -410,19 +407,6 @@ class AccessSecurity:
         self._update(c for c in self.clients if c.record.name.startswith(prefix))
 
     # ------------------------------------------------------------------ queries
-    def access_for(self, record: "Record", field: str, user: str, host: str) -> Access:
-        """astac: what ``user`` at ``host`` may do with ``record.field`` (no client kept)."""
-        return self.rights(AsClient(record, _field_asl(record, field), user, host))
-
-    def members(self, asg_name: str) -> list["Record"]:
-        """The records whose ASG selects ``asg_name`` (undefined names fall to DEFAULT)."""
-        config = self.config
-        if config is None:
-            return []
-        asg = config.find_asg(asg_name)
-        return [r for r in self.db.records.values()
-                if config.find_asg(str(r.f.get("ASG", "") or "")) is asg]
-
     def stop(self) -> None:
         """IOC exit: inputs closed (the link client closes their channels)."""
         for inp in self._inputs:

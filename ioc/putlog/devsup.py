@@ -39,7 +39,7 @@ class PutLogDevSup(DeviceSupport):
                                                              _FTVL_UCHAR):
             raise DevSupError("PutLog: waveform FTVL must be STRING, CHAR or UCHAR")
         self.putlog = pl
-        self.max_lines = _max_lines(str(rec.f.get(rec.io_link, "") or ""), rec.name)
+        self.max_lines = _max_lines(str(rec.f.get(rec.io_link, "") or ""))
         if self.max_lines is not None:
             pl.resize_ring(self.max_lines)
         if rec.rtype == "waveform" and rec.f["FTVL"] == _FTVL_STRING:
@@ -72,7 +72,7 @@ class PutLogDevSup(DeviceSupport):
         return f"put log, {len(self.putlog.ring)} lines in memory"
 
 
-def _max_lines(inp: str, name: str) -> Optional[int]:
+def _max_lines(inp: str) -> Optional[int]:
     """``@lines=N`` of the INP link: N, or None when not given."""
     text = inp.strip().lstrip("@").strip()
     if not text:
