@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional
 
-from ..records.fields import ENUM_TYPES, LINK_TYPES, FieldValueError
+from ..records.fields import ENUM_TYPES, LINK_TYPES
 from .files import (RequestFilePath, SaveEntry, SequenceFiles, atomic_save,
                     choose_restore_file, concatenate_paths, format_double, format_float,
                     format_save_file, read_request_file, read_save_file, save_file_name)
@@ -245,9 +245,7 @@ class Autosave:
                 rec.set_from_text(fname, text)
             if fname == "VAL":
                 rec.f["UDF"] = 0          # dbPutString of VAL defines the record
-        except (FieldValueError, ValueError, TypeError) as exc:
-            return f"can't restore {entry.value!r}: {exc}"
-        except Exception as exc:          # noqa: BLE001 - PutError and the like
+        except Exception as exc:  # noqa: BLE001 - FieldValueError, PutError...: skip this one
             return f"can't restore {entry.value!r}: {exc}"
         return None
 
