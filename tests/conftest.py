@@ -51,6 +51,18 @@ def epics_bin() -> Path:
     return EPICS_BIN
 
 
+def stop_process(p: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """Terminate ``p`` if it still runs; kill it if it has not gone within ``timeout_s``."""
+    if p.poll() is not None:
+        return
+    p.terminate()
+    try:
+        p.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def free_port() -> int:
     """A port free for both TCP and UDP on 127.0.0.1."""
     for _ in range(100):
@@ -99,11 +111,7 @@ def ca_ports():
     rep = subprocess.Popen([str(epics_bin() / "caRepeater")], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)
     yield pool
-    rep.terminate()
-    try:
-        rep.wait(5)
-    except subprocess.TimeoutExpired:
-        rep.kill()
+    stop_process(rep)
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)

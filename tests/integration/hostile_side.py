@@ -20,7 +20,7 @@ import threading
 import time
 
 from .. import ca_raw as ca
-from ..conftest import epics_bin
+from ..conftest import epics_bin, stop_process
 
 HOST = "127.0.0.1"
 ASYNC_CMDS = (ca.EVENT_ADD, ca.WRITE_NOTIFY)
@@ -111,12 +111,7 @@ class Side:
                 except queue.Empty:
                     pass
         finally:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            stop_process(p)
         return [mask_text(x) for x in out]
 
     def put(self, name: str, dtype: int, values: list, count: int | None = None) -> list:

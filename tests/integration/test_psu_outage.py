@@ -20,7 +20,7 @@ from datetime import datetime
 
 import pytest
 
-from ..conftest import ROOT, _client_env, caput, epics_bin, wait_for
+from ..conftest import ROOT, _client_env, caput, epics_bin, stop_process, wait_for
 from .test_psu_ioc import cainfo, rail, value, writes
 
 TIMEOUT_MS = 300          # the transaction timeout the IOCs here run with
@@ -49,13 +49,7 @@ def background():
 
     yield start
     for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_process(p)
 
 
 def start_psu(start_ioc, sim, tmp_path, options: str):
